@@ -275,9 +275,8 @@ impl Compiler {
                     ErrorKind::TypeMismatch,
                     variant_path,
                     format!(
-                        "{} is not a {} value, but this flag's type is {}",
+                        "{} does not match this flag's type, {}",
                         show(value),
-                        def.flag_type.as_str(),
                         def.flag_type.as_str()
                     ),
                 );
@@ -420,10 +419,15 @@ impl Compiler {
     fn variant(&mut self, names: &[&str], name: &str, path: Path) -> Option<usize> {
         let found = names.iter().position(|n| *n == name);
         if found.is_none() {
+            let known = if names.is_empty() {
+                "it has no variants".to_owned()
+            } else {
+                format!("its variants are {}", names.join(", "))
+            };
             self.error(
                 ErrorKind::UnknownReference,
                 path,
-                format!("`{name}` is not a variant of this flag; its variants are {}", names.join(", ")),
+                format!("`{name}` is not a variant of this flag; {known}"),
             );
         }
         found
@@ -743,7 +747,7 @@ impl Compiler {
                     regex::Error::CompiledTooBig(_) => {
                         format!("the pattern compiles larger than {MAX_REGEX_SIZE} bytes; simplify it")
                     }
-                    other => format!("\"{pattern}\" is not a valid regex: {}", one_line(&other.to_string())),
+                    other => format!("\"{pattern}\" is not a valid regex: {}", regex_reason(&other.to_string())),
                 })
         };
         let test = match op {
@@ -770,8 +774,12 @@ impl Compiler {
     }
 }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// The last `error: ...` line of a regex syntax error, without the pattern diagram.
+fn regex_reason(text: &str) -> String {
+    match text.rsplit_once("error: ") {
+        Some((_, reason)) => reason.trim().to_owned(),
+        None => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
 }
 
 /// Finds the cycles in a graph given as, per node, its (edge label, target) pairs.
