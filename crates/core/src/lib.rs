@@ -34,6 +34,7 @@ pub mod bucket;
 mod compile;
 mod condition;
 mod context;
+pub mod diff;
 mod engine;
 mod error;
 mod evaluation;

@@ -1,6 +1,8 @@
 //! Bucketing properties: frozen golden vectors, uniformity, independence between flags,
 //! and monotonic ramps through the engine's splits.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::path::Path;
 

@@ -5,6 +5,8 @@
 //! `value`, `variant`, `reason`, `error`, `rule`, `rule_name`, `segment`, `prerequisite`.
 //! The SDK runs the same corpus through its own client.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::path::Path;
 

@@ -4,6 +4,8 @@
 //! `sluice validate`, one error a line. Run with `SLUICE_BLESS=1` to rewrite the expected
 //! files after a deliberate change, then review the diff.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::path::Path;
 

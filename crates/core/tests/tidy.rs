@@ -1,5 +1,7 @@
 //! Workspace hygiene checked as a test: every Rust file opens with a `//!` doc line.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
