@@ -1,0 +1,663 @@
+//! The one [`Store`] implementation, over `sqlx::Any`, shared by SQLite and PostgreSQL.
+//!
+//! The SQL is portable (`$N` placeholders, `RETURNING`, TEXT and BIGINT only). What differs
+//! per backend lives in `sqlite.rs` and `postgres.rs`: connecting, migrations, how a
+//! transaction begins, and how changes are announced.
+//!
+//! Every write follows one shape: [`SqlStore::begin_write`] locks the `meta` row, a body
+//! from `writes.rs` does the work, and [`SqlStore::finish`] appends the audit record and
+//! commits, or rolls back explicitly on any error.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sluice_core::FlagFile;
+use sluice_core::model::{FlagDef, SegmentDef};
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row, Transaction};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::audit::{self, AuditFilter, AuditRecord, ChainReport, MAX_AUDIT_PAGE, Verifier};
+use super::tables::{
+    AUDIT_COLUMNS, DefRow, FLAGS, SEGMENTS, TOKEN_COLUMNS, audit_row, check_version,
+    current_version, find_environment, find_token, is_sha256_hex, list_environments, load_config,
+    token_row,
+};
+use super::writes::{self, Entry, Outcome};
+use super::{
+    Backend, CHANGES_CHANNEL, Change, Committed, ConfigSnapshot, Environment, ImportSummary,
+    LeaderLock, NewToken, Store, StoreError, StoreUrl, StoredFlag, StoredSegment, Token, postgres,
+    sqlite,
+};
+
+/// How many audit records verification reads per query.
+const VERIFY_PAGE: i64 = 500;
+
+/// The default page of [`Store::list_audit`].
+const DEFAULT_AUDIT_PAGE: u32 = 100;
+
+pub(crate) struct SqlStore {
+    pool: AnyPool,
+    url: StoreUrl,
+    changes: Arc<watch::Sender<i64>>,
+    /// Background tasks (the PostgreSQL listener), stopped when the store is dropped.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SqlStore {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Raises a watched version, never lowers it: concurrent commits may announce out of order.
+pub(crate) fn publish(changes: &watch::Sender<i64>, version: i64) {
+    changes.send_if_modified(|current| {
+        if version > *current {
+            *current = version;
+            true
+        } else {
+            false
+        }
+    });
+}
+
+/// A write transaction that holds the `meta` row, and so the audit chain head.
+struct WriteTx {
+    tx: Transaction<'static, Any>,
+    /// The version this write commits as.
+    config_version: i64,
+    audit_seq: i64,
+    audit_head: String,
+}
+
+impl WriteTx {
+    /// The version readers see while this write is pending, and after it rolls back.
+    fn current_version(&self) -> i64 {
+        self.config_version - 1
+    }
+
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// One value bound to a dynamically built query.
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+impl SqlStore {
+    pub(crate) async fn open(url: &StoreUrl) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = match url {
+            StoreUrl::Sqlite { path } => sqlite::connect(path).await?,
+            StoreUrl::Postgres { url } => postgres::connect(url).await?,
+        };
+        let migrated = match url.backend() {
+            Backend::Sqlite => sqlite::MIGRATOR.run(&pool).await,
+            Backend::Postgres => postgres::MIGRATOR.run(&pool).await,
+        };
+        migrated.map_err(|e| anyhow::Error::new(e).context("running database migrations"))?;
+        let version = current_version(&pool).await?;
+        let changes = Arc::new(watch::Sender::new(version));
+        let tasks = match url {
+            StoreUrl::Sqlite { .. } => Vec::new(),
+            StoreUrl::Postgres { url } => {
+                postgres::spawn_change_listener(url.clone(), pool.clone(), changes.clone())
+            }
+        };
+        Ok(SqlStore {
+            pool,
+            url: url.clone(),
+            changes,
+            tasks,
+        })
+    }
+
+    /// Begins a write: locks the `meta` row first thing, which serializes every writer.
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let mut tx = match self.url.backend() {
+            Backend::Sqlite => self.pool.begin_with(sqlite::BEGIN_WRITE).await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        let head = sqlx::query(
+            "UPDATE meta SET config_version = config_version + 1 WHERE id = 1 \
+             RETURNING config_version, audit_seq, audit_head",
+        )
+        .fetch_one(&mut *tx)
+        .await;
+        let head = match head {
+            Ok(head) => head,
+            Err(error) => {
+                let _ = tx.rollback().await;
+                return Err(error.into());
+            }
+        };
+        Ok(WriteTx {
+            config_version: head.try_get("config_version")?,
+            audit_seq: head.try_get("audit_seq")?,
+            audit_head: head.try_get("audit_head")?,
+            tx,
+        })
+    }
+
+    /// Commits what a write body decided, with its audit record, or rolls it all back.
+    async fn finish<T>(
+        &self,
+        mut write: WriteTx,
+        change: &Change,
+        outcome: Result<Outcome<T>, StoreError>,
+    ) -> Result<Committed<T>, StoreError> {
+        let (value, entry) = match outcome {
+            Ok(Outcome::Write(value, entry)) => (value, entry),
+            Ok(Outcome::Unchanged(value)) => {
+                let config_version = write.current_version();
+                write.tx.rollback().await?;
+                return Ok(Committed {
+                    value,
+                    config_version,
+                });
+            }
+            Err(error) => {
+                // A failed rollback closes the connection, which rolls back just the same.
+                let _ = write.tx.rollback().await;
+                return Err(error);
+            }
+        };
+        if let Err(error) = self.append_audit(&mut write, change, entry).await {
+            let _ = write.tx.rollback().await;
+            return Err(error);
+        }
+        let config_version = write.config_version;
+        write.tx.commit().await?;
+        publish(&self.changes, config_version);
+        Ok(Committed {
+            value,
+            config_version,
+        })
+    }
+
+    /// Appends the audit record, moves the chain head and, on PostgreSQL, queues the NOTIFY.
+    async fn append_audit(
+        &self,
+        write: &mut WriteTx,
+        change: &Change,
+        entry: Entry,
+    ) -> Result<(), StoreError> {
+        let mut record = AuditRecord {
+            seq: write.audit_seq + 1,
+            config_version: write.config_version,
+            time_ms: change.now_ms,
+            actor: change.actor.clone(),
+            action: entry.action.to_owned(),
+            resource: entry.resource,
+            before: entry.before,
+            after: entry.after,
+            reason: change.reason.clone(),
+            request_id: change.request_id.clone(),
+            prev_hash: write.audit_head.clone(),
+            hash: String::new(),
+        };
+        record.hash = audit::record_hash(&record);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, config_version, time_ms, actor, action, resource, \
+             before_json, after_json, reason, request_id, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(record.seq)
+        .bind(record.config_version)
+        .bind(record.time_ms)
+        .bind(record.actor)
+        .bind(record.action)
+        .bind(record.resource)
+        .bind(record.before)
+        .bind(record.after)
+        .bind(record.reason)
+        .bind(record.request_id)
+        .bind(record.prev_hash)
+        .bind(&record.hash)
+        .execute(write.conn())
+        .await?;
+        sqlx::query("UPDATE meta SET audit_seq = $1, audit_head = $2 WHERE id = 1")
+            .bind(record.seq)
+            .bind(&record.hash)
+            .execute(write.conn())
+            .await?;
+        if self.url.backend() == Backend::Postgres {
+            // Delivered to listeners if, and when, the transaction commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(write.config_version.to_string())
+                .execute(write.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Begins a read-only transaction that sees one consistent state throughout.
+    async fn begin_read(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.url.backend() {
+            // A deferred SQLite transaction in WAL mode reads one snapshot from its first read.
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => self.pool.begin_with(postgres::BEGIN_READ).await?,
+        })
+    }
+
+    async fn read_snapshot(
+        tx: &mut Transaction<'static, Any>,
+    ) -> Result<ConfigSnapshot, StoreError> {
+        let config_version: i64 =
+            sqlx::query_scalar("SELECT config_version FROM meta WHERE id = 1")
+                .fetch_one(&mut **tx)
+                .await?;
+        let config = load_config(tx).await?;
+        Ok(ConfigSnapshot {
+            config_version,
+            file: config.file,
+            flag_versions: config.flag_versions,
+            segment_versions: config.segment_versions,
+        })
+    }
+
+    async fn read_chain(tx: &mut Transaction<'static, Any>) -> Result<ChainReport, StoreError> {
+        let head = sqlx::query("SELECT audit_seq, audit_head FROM meta WHERE id = 1")
+            .fetch_one(&mut **tx)
+            .await?;
+        let head_seq: i64 = head.try_get("audit_seq")?;
+        let head_hash: String = head.try_get("audit_head")?;
+        let mut verifier = Verifier::new();
+        let mut after_seq = i64::MIN;
+        loop {
+            let sql = format!("{AUDIT_COLUMNS} WHERE seq > $1 ORDER BY seq LIMIT {VERIFY_PAGE}");
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(after_seq)
+                .fetch_all(&mut **tx)
+                .await?;
+            if rows.is_empty() {
+                return Ok(verifier.finish(head_seq, &head_hash));
+            }
+            for row in &rows {
+                let record = audit_row(row)?;
+                if let Some(broken) = verifier.push(&record) {
+                    return Ok(verifier.report(head_seq, &head_hash, Some(broken)));
+                }
+                after_seq = record.seq;
+            }
+        }
+    }
+}
+
+fn flag(committed: Committed<DefRow<FlagDef>>) -> Committed<StoredFlag> {
+    Committed {
+        value: committed.value.into_flag(),
+        config_version: committed.config_version,
+    }
+}
+
+fn segment(committed: Committed<DefRow<SegmentDef>>) -> Committed<StoredSegment> {
+    Committed {
+        value: committed.value.into_segment(),
+        config_version: committed.config_version,
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    async fn config_version(&self) -> Result<i64, StoreError> {
+        current_version(&self.pool).await
+    }
+
+    async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        list_environments(&mut conn).await
+    }
+
+    async fn get_environment(&self, name: &str) -> Result<Environment, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        find_environment(&mut conn, name)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn create_environment(
+        &self,
+        change: &Change,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<Committed<Environment>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = writes::create_environment(write.conn(), change, name, description).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn update_environment(
+        &self,
+        change: &Change,
+        name: &str,
+        description: Option<&str>,
+        expected_version: Option<i64>,
+    ) -> Result<Committed<Environment>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome =
+            writes::update_environment(write.conn(), change, name, description, expected_version)
+                .await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn delete_environment(
+        &self,
+        change: &Change,
+        name: &str,
+        expected_version: Option<i64>,
+    ) -> Result<Committed<Environment>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = writes::delete_environment(write.conn(), name, expected_version).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn list_flags(&self) -> Result<Vec<StoredFlag>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows: Vec<DefRow<FlagDef>> = FLAGS.list(&mut conn).await?;
+        Ok(rows.into_iter().map(DefRow::into_flag).collect())
+    }
+
+    async fn get_flag(&self, key: &str) -> Result<StoredFlag, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row: DefRow<FlagDef> = FLAGS.get(&mut conn, key).await?;
+        Ok(row.into_flag())
+    }
+
+    async fn create_flag(
+        &self,
+        change: &Change,
+        key: &str,
+        definition: &FlagDef,
+    ) -> Result<Committed<StoredFlag>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = writes::create_def(write.conn(), &FLAGS, change, key, definition).await;
+        self.finish(write, change, outcome).await.map(flag)
+    }
+
+    async fn update_flag(
+        &self,
+        change: &Change,
+        key: &str,
+        definition: &FlagDef,
+        expected_version: Option<i64>,
+    ) -> Result<Committed<StoredFlag>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let action = FLAGS.update_action;
+        let outcome = writes::modify_def(
+            write.conn(),
+            &FLAGS,
+            change,
+            key,
+            expected_version,
+            action,
+            |stored: &mut FlagDef| stored.clone_from(definition),
+        )
+        .await;
+        self.finish(write, change, outcome).await.map(flag)
+    }
+
+    async fn set_flag_enabled(
+        &self,
+        change: &Change,
+        key: &str,
+        environment: Option<&str>,
+        enabled: bool,
+        expected_version: Option<i64>,
+    ) -> Result<Committed<StoredFlag>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = writes::set_flag_enabled(
+            write.conn(),
+            change,
+            key,
+            environment,
+            enabled,
+            expected_version,
+        )
+        .await;
+        self.finish(write, change, outcome).await.map(flag)
+    }
+
+    async fn delete_flag(
+        &self,
+        change: &Change,
+        key: &str,
+        expected_version: Option<i64>,
+    ) -> Result<Committed<StoredFlag>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = writes::delete_def(write.conn(), &FLAGS, key, expected_version).await;
+        self.finish(write, change, outcome).await.map(flag)
+    }
+
+    async fn list_segments(&self) -> Result<Vec<StoredSegment>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows: Vec<DefRow<SegmentDef>> = SEGMENTS.list(&mut conn).await?;
+        Ok(rows.into_iter().map(DefRow::into_segment).collect())
+    }
+
+    async fn get_segment(&self, name: &str) -> Result<StoredSegment, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row: DefRow<SegmentDef> = SEGMENTS.get(&mut conn, name).await?;
+        Ok(row.into_segment())
+    }
+
+    async fn create_segment(
+        &self,
+        change: &Change,
+        name: &str,
+        definition: &SegmentDef,
+    ) -> Result<Committed<StoredSegment>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = writes::create_def(write.conn(), &SEGMENTS, change, name, definition).await;
+        self.finish(write, change, outcome).await.map(segment)
+    }
+
+    async fn update_segment(
+        &self,
+        change: &Change,
+        name: &str,
+        definition: &SegmentDef,
+        expected_version: Option<i64>,
+    ) -> Result<Committed<StoredSegment>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let action = SEGMENTS.update_action;
+        let outcome = writes::modify_def(
+            write.conn(),
+            &SEGMENTS,
+            change,
+            name,
+            expected_version,
+            action,
+            |stored: &mut SegmentDef| stored.clone_from(definition),
+        )
+        .await;
+        self.finish(write, change, outcome).await.map(segment)
+    }
+
+    async fn delete_segment(
+        &self,
+        change: &Change,
+        name: &str,
+        expected_version: Option<i64>,
+    ) -> Result<Committed<StoredSegment>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = writes::delete_def(write.conn(), &SEGMENTS, name, expected_version).await;
+        self.finish(write, change, outcome).await.map(segment)
+    }
+
+    async fn create_token(
+        &self,
+        change: &Change,
+        token: &NewToken,
+    ) -> Result<Committed<Token>, StoreError> {
+        if !is_sha256_hex(&token.secret_sha256) {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a token's secret_sha256 must be 64 lowercase hex digits"
+            )));
+        }
+        let mut write = self.begin_write().await?;
+        let outcome = writes::create_token(write.conn(), change, token).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<Token>, StoreError> {
+        let sql = format!("{TOKEN_COLUMNS} ORDER BY created_at_ms, id");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_row).collect()
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Token, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        find_token(&mut conn, id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn token_by_hash(&self, secret_sha256: &str) -> Result<Token, StoreError> {
+        let sql = format!("{TOKEN_COLUMNS} WHERE secret_sha256 = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(secret_sha256.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(token_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn revoke_token(
+        &self,
+        change: &Change,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> Result<Committed<Token>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = writes::revoke_token(write.conn(), change, id, expected_version).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn snapshot(&self, environment: Option<&str>) -> Result<ConfigSnapshot, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let snapshot = Self::read_snapshot(&mut tx).await;
+        tx.rollback().await?;
+        let snapshot = snapshot?;
+        if let Some(environment) = environment {
+            let known = snapshot
+                .file
+                .environments
+                .iter()
+                .flatten()
+                .any(|name| name == environment);
+            if !known {
+                return Err(StoreError::NotFound);
+            }
+        }
+        Ok(snapshot)
+    }
+
+    async fn import(
+        &self,
+        change: &Change,
+        file: &FlagFile,
+        expected_config_version: Option<i64>,
+    ) -> Result<Committed<ImportSummary>, StoreError> {
+        // The file must be valid on its own; the stored result is checked inside the write.
+        sluice_core::validate(file).map_err(StoreError::Invalid)?;
+        let mut write = self.begin_write().await?;
+        let outcome = match check_version(expected_config_version, write.current_version()) {
+            Ok(()) => writes::import(write.conn(), change, file).await,
+            Err(conflict) => Err(conflict),
+        };
+        self.finish(write, change, outcome).await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut clauses = Vec::new();
+        let mut params = Vec::new();
+        let mut add = |clause: &str, param: Param| {
+            params.push(param);
+            clauses.push(format!("{clause} ${}", params.len()));
+        };
+        if let Some(resource) = &filter.resource {
+            add("resource =", Param::Text(resource.clone()));
+        }
+        if let Some(action) = &filter.action {
+            add("action =", Param::Text(action.clone()));
+        }
+        if let Some(actor) = &filter.actor {
+            add("actor =", Param::Text(actor.clone()));
+        }
+        if let Some(since) = filter.since_ms {
+            add("time_ms >=", Param::Int(since));
+        }
+        if let Some(until) = filter.until_ms {
+            add("time_ms <", Param::Int(until));
+        }
+        if let Some(before) = filter.before_seq {
+            add("seq <", Param::Int(before));
+        }
+        let limit = filter
+            .limit
+            .unwrap_or(DEFAULT_AUDIT_PAGE)
+            .min(MAX_AUDIT_PAGE);
+        let mut sql = AUDIT_COLUMNS.to_owned();
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for param in params {
+            query = match param {
+                Param::Text(text) => query.bind(text),
+                Param::Int(number) => query.bind(number),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn verify_audit(&self) -> Result<ChainReport, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let report = Self::read_chain(&mut tx).await;
+        tx.rollback().await?;
+        report
+    }
+
+    fn subscribe(&self) -> watch::Receiver<i64> {
+        self.changes.subscribe()
+    }
+
+    async fn leader_lock(&self) -> Result<LeaderLock, StoreError> {
+        Ok(match &self.url {
+            StoreUrl::Sqlite { .. } => LeaderLock::Single,
+            StoreUrl::Postgres { url } => LeaderLock::Postgres(postgres::PgLeaderLock::new(url)),
+        })
+    }
+
+    async fn close(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.pool.close().await;
+    }
+}

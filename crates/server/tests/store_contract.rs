@@ -1,0 +1,1496 @@
+//! The store contract: one suite, run on SQLite and, when `SLUICE_TEST_POSTGRES_URL` is set, on PostgreSQL.
+//!
+//! Each test gets a fresh database: a temporary SQLite file, or a `sluice_test_<random>`
+//! PostgreSQL database that is dropped afterwards, even when the test fails.
+//! Set `SLUICE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres` to include PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_core::model::{FlagDef, SegmentDef};
+use sluice_core::{Context, FlagFile, Format, Source};
+use sluice_server::store::{
+    self, AuditFilter, Backend, BreakKind, Change, NewToken, Store, StoreError, StoreUrl,
+    TokenAccess,
+};
+use sqlx::{AnyConnection, Connection, Executor};
+
+const POSTGRES_ENV: &str = "SLUICE_TEST_POSTGRES_URL";
+
+/// A fresh store, plus a raw SQL connection string for tampering.
+struct TestDb {
+    store: Arc<dyn Store>,
+    url: StoreUrl,
+    raw_url: String,
+    _dir: Option<tempfile::TempDir>,
+    /// Declared last, so it drops the database after the store is gone.
+    _database: Option<PgDatabase>,
+}
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.db");
+        let url = StoreUrl::Sqlite { path: path.clone() };
+        TestDb {
+            store: store::open(&url).await.unwrap(),
+            url,
+            raw_url: format!("sqlite://{}", path.display()),
+            _dir: Some(dir),
+            _database: None,
+        }
+    }
+
+    async fn postgres() -> Option<TestDb> {
+        let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+            // Written past the test harness's capture, once, so that it shows in every run.
+            static NOTICE: std::sync::Once = std::sync::Once::new();
+            NOTICE.call_once(|| {
+                let notice =
+                    format!("skipping PostgreSQL contract tests: {POSTGRES_ENV} is not set\n");
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
+            });
+            return None;
+        };
+        let database = PgDatabase::create(admin_url).await;
+        let raw_url = database.url();
+        let url = StoreUrl::Postgres {
+            url: raw_url.clone(),
+        };
+        Some(TestDb {
+            store: store::open(&url).await.unwrap(),
+            url,
+            raw_url,
+            _dir: None,
+            _database: Some(database),
+        })
+    }
+
+    /// Another store on the same database, as a second replica or after a restart.
+    async fn open_again(&self) -> Arc<dyn Store> {
+        store::open(&self.url).await.unwrap()
+    }
+
+    /// Runs SQL behind the store's back.
+    async fn raw(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut conn = AnyConnection::connect(&self.raw_url).await.unwrap();
+        conn.execute(sqlx::AssertSqlSafe(sql.to_owned()))
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+}
+
+/// A `sluice_test_<random>` database, dropped with this value, even when a test panics.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create(admin_url: String) -> PgDatabase {
+        sqlx::any::install_default_drivers();
+        let name = format!("sluice_test_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let mut admin = AnyConnection::connect(&admin_url).await.unwrap();
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        PgDatabase { admin_url, name }
+    }
+
+    fn url(&self) -> String {
+        database_url(&self.admin_url, &self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop cannot await, and may run inside a runtime: use a thread with its own.
+        let dropper = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let mut admin = AnyConnection::connect(&admin_url).await?;
+                admin.execute(sqlx::AssertSqlSafe(sql)).await?;
+                admin.close().await
+            })?;
+            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+        });
+        if let Ok(Err(error)) = dropper.join() {
+            eprintln!("could not drop test database {}: {error}", self.name);
+        }
+    }
+}
+
+/// The admin URL with its database replaced by `name`.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin_url, String::new()),
+    };
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let authority = rest.split('/').next().unwrap();
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+/// Defines each contract test twice: `sqlite::name` and `postgres::name`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$name(&db).await;
+                    db.store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::TestDb::postgres().await else { return };
+                    super::$name(&db).await;
+                    db.store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    seeded_environments_exist,
+    flag_crud_round_trip,
+    segment_crud_round_trip,
+    environment_crud_round_trip,
+    version_conflicts_write_nothing,
+    invalid_results_write_nothing,
+    every_mutation_writes_one_audit_record_and_one_version,
+    kill_switch_is_per_environment,
+    tokens_are_found_by_hash_and_revoked,
+    snapshot_compiles_per_environment,
+    import_replaces_everything_in_one_record,
+    audit_list_filters,
+    audit_chain_detects_an_edited_record,
+    audit_chain_detects_a_deleted_record,
+    audit_chain_detects_swapped_records,
+    audit_chain_detects_a_truncated_tail,
+    concurrent_writers_keep_the_chain_valid,
+    concurrent_updates_of_one_flag_conflict,
+    subscribers_see_each_write,
+    data_survives_reopening,
+    leader_lock_is_exclusive,
+);
+
+fn change(n: i64) -> Change {
+    Change::at(1_700_000_000_000 + n)
+        .by("tok_00000000000000aa")
+        .because("testing")
+        .request(format!("req-{n}"))
+}
+
+fn boolean_flag(default: &str) -> FlagDef {
+    serde_json::from_value(json!({
+        "type": "boolean",
+        "variants": { "on": true, "off": false },
+        "default_variant": default,
+    }))
+    .unwrap()
+}
+
+fn flag_using_segment(segment: &str) -> FlagDef {
+    serde_json::from_value(json!({
+        "type": "boolean",
+        "variants": { "on": true, "off": false },
+        "default_variant": "off",
+        "rules": [{ "name": "beta users", "when": [{ "segment": segment }], "serve": "on" }],
+    }))
+    .unwrap()
+}
+
+fn segment(keys: &[&str]) -> SegmentDef {
+    serde_json::from_value(json!({ "include": keys })).unwrap()
+}
+
+fn sha256_hex(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+async fn audit_count(store: &dyn Store) -> i64 {
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_valid(), "{report:?}");
+    report.records
+}
+
+async fn seeded_environments_exist(db: &TestDb) {
+    let store = &*db.store;
+    let names: Vec<String> = store
+        .list_environments()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["development", "production", "staging"]);
+    let production = store.get_environment("production").await.unwrap();
+    assert_eq!(production.version, 1);
+    assert!(production.created_at_ms > 0);
+    assert_eq!(store.config_version().await.unwrap(), 0);
+    assert_eq!(audit_count(store).await, 0);
+    assert!(matches!(
+        store.get_environment("qa").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn flag_crud_round_trip(db: &TestDb) {
+    let store = &*db.store;
+    let created = store
+        .create_flag(&change(1), "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    assert_eq!(created.value.version, 1);
+    assert_eq!(created.config_version, 1);
+    assert_eq!(created.value.created_at_ms, 1_700_000_000_001);
+
+    let fetched = store.get_flag("checkout").await.unwrap();
+    assert_eq!(fetched, created.value);
+    assert_eq!(fetched.definition, boolean_flag("off"));
+
+    store
+        .create_flag(&change(2), "banner", &boolean_flag("on"))
+        .await
+        .unwrap();
+    let keys: Vec<String> = store
+        .list_flags()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.key)
+        .collect();
+    assert_eq!(keys, ["banner", "checkout"]);
+
+    let duplicate = store
+        .create_flag(&change(3), "checkout", &boolean_flag("on"))
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::AlreadyExists)),
+        "{duplicate:?}"
+    );
+
+    let updated = store
+        .update_flag(&change(4), "checkout", &boolean_flag("on"), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(updated.value.version, 2);
+    assert_eq!(updated.value.updated_at_ms, 1_700_000_000_004);
+    assert_eq!(updated.value.created_at_ms, 1_700_000_000_001);
+    assert_eq!(
+        store.get_flag("checkout").await.unwrap().definition,
+        boolean_flag("on")
+    );
+
+    let unconditional = store
+        .update_flag(&change(5), "checkout", &boolean_flag("off"), None)
+        .await
+        .unwrap();
+    assert_eq!(unconditional.value.version, 3);
+
+    let deleted = store
+        .delete_flag(&change(6), "checkout", Some(3))
+        .await
+        .unwrap();
+    assert_eq!(deleted.value.key, "checkout");
+    assert!(matches!(
+        store.get_flag("checkout").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .update_flag(&change(7), "checkout", &boolean_flag("on"), None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_flag(&change(8), "checkout", None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.config_version().await.unwrap(), 5);
+    assert_eq!(audit_count(store).await, 5);
+}
+
+async fn segment_crud_round_trip(db: &TestDb) {
+    let store = &*db.store;
+    let created = store
+        .create_segment(&change(1), "beta", &segment(&["user-1"]))
+        .await
+        .unwrap();
+    assert_eq!(created.value.version, 1);
+    assert_eq!(store.get_segment("beta").await.unwrap(), created.value);
+    assert!(matches!(
+        store
+            .create_segment(&change(2), "beta", &segment(&[]))
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+
+    let updated = store
+        .update_segment(&change(3), "beta", &segment(&["user-1", "user-2"]), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(updated.value.version, 2);
+    assert_eq!(updated.value.definition.include, ["user-1", "user-2"]);
+    assert_eq!(
+        store.list_segments().await.unwrap(),
+        vec![updated.value.clone()]
+    );
+
+    // A segment that a flag uses cannot go.
+    store
+        .create_flag(&change(4), "beta-checkout", &flag_using_segment("beta"))
+        .await
+        .unwrap();
+    let refused = store.delete_segment(&change(5), "beta", Some(2)).await;
+    let Err(StoreError::Invalid(errors)) = refused else {
+        panic!("expected Invalid, got {refused:?}");
+    };
+    assert!(errors.to_string().contains("beta"), "{errors}");
+    assert!(store.get_segment("beta").await.is_ok());
+
+    store
+        .delete_flag(&change(6), "beta-checkout", None)
+        .await
+        .unwrap();
+    store
+        .delete_segment(&change(7), "beta", Some(2))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_segment("beta").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(audit_count(store).await, 5);
+}
+
+async fn environment_crud_round_trip(db: &TestDb) {
+    let store = &*db.store;
+    let created = store
+        .create_environment(&change(1), "qa", Some("for testers"))
+        .await
+        .unwrap();
+    assert_eq!(created.value.version, 1);
+    assert_eq!(created.value.description.as_deref(), Some("for testers"));
+    assert!(matches!(
+        store.create_environment(&change(2), "qa", None).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert!(matches!(
+        store
+            .create_environment(&change(2), "not a name!", None)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    let updated = store
+        .update_environment(&change(3), "qa", None, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(updated.value.version, 2);
+    assert_eq!(updated.value.description, None);
+    assert_eq!(store.get_environment("qa").await.unwrap(), updated.value);
+
+    // A flag overriding qa keeps it alive.
+    store
+        .create_flag(&change(4), "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    store
+        .set_flag_enabled(&change(5), "checkout", Some("qa"), false, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_environment(&change(6), "qa", None).await,
+        Err(StoreError::Invalid(_))
+    ));
+    store
+        .delete_flag(&change(7), "checkout", None)
+        .await
+        .unwrap();
+
+    // So does an unrevoked token.
+    let token = store
+        .create_token(
+            &change(8),
+            &NewToken {
+                name: "qa-service".into(),
+                access: TokenAccess::Server {
+                    environment: "qa".into(),
+                },
+                secret_sha256: sha256_hex("qa-secret"),
+            },
+        )
+        .await
+        .unwrap();
+    let in_use = store.delete_environment(&change(9), "qa", None).await;
+    let Err(StoreError::InUse { by }) = in_use else {
+        panic!("expected InUse, got {in_use:?}");
+    };
+    assert_eq!(by, format!("token:{}", token.value.id));
+    store
+        .revoke_token(&change(10), &token.value.id, None)
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        store.delete_environment(&change(11), "qa", Some(1)).await,
+        Err(StoreError::Conflict { current: 2 })
+    ));
+    let deleted = store
+        .delete_environment(&change(12), "qa", Some(2))
+        .await
+        .unwrap();
+    assert_eq!(deleted.value.name, "qa");
+    assert!(matches!(
+        store.get_environment("qa").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(audit_count(store).await, 8);
+}
+
+async fn version_conflicts_write_nothing(db: &TestDb) {
+    let store = &*db.store;
+    store
+        .create_flag(&change(1), "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    store
+        .update_flag(&change(2), "checkout", &boolean_flag("on"), Some(1))
+        .await
+        .unwrap();
+    store
+        .create_segment(&change(3), "beta", &segment(&["a"]))
+        .await
+        .unwrap();
+    let version = store.config_version().await.unwrap();
+    let records = audit_count(store).await;
+
+    let stale = store
+        .update_flag(&change(4), "checkout", &boolean_flag("off"), Some(1))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { current: 2 })),
+        "{stale:?}"
+    );
+    let stale = store.delete_flag(&change(5), "checkout", Some(1)).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { current: 2 })),
+        "{stale:?}"
+    );
+    let stale = store
+        .set_flag_enabled(&change(6), "checkout", None, false, Some(7))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { current: 2 })),
+        "{stale:?}"
+    );
+    let stale = store
+        .update_segment(&change(7), "beta", &segment(&[]), Some(5))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { current: 1 })),
+        "{stale:?}"
+    );
+    let stale = store.delete_segment(&change(8), "beta", Some(0)).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { current: 1 })),
+        "{stale:?}"
+    );
+    let stale = store
+        .update_environment(&change(9), "production", None, Some(3))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { current: 1 })),
+        "{stale:?}"
+    );
+    let stale = store
+        .import(&change(10), &FlagFile::default(), Some(version - 1))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict { current }) if current == version));
+
+    let flag = store.get_flag("checkout").await.unwrap();
+    assert_eq!((flag.version, flag.definition), (2, boolean_flag("on")));
+    assert_eq!(store.get_segment("beta").await.unwrap().version, 1);
+    assert_eq!(store.config_version().await.unwrap(), version);
+    assert_eq!(audit_count(store).await, records);
+}
+
+async fn invalid_results_write_nothing(db: &TestDb) {
+    let store = &*db.store;
+    let broken = boolean_flag("missing-variant");
+    let refused = store.create_flag(&change(1), "checkout", &broken).await;
+    let Err(StoreError::Invalid(errors)) = refused else {
+        panic!("expected Invalid, got {refused:?}");
+    };
+    assert!(errors.to_string().contains("missing-variant"), "{errors}");
+    assert!(matches!(
+        store
+            .create_flag(&change(2), "bad key!", &boolean_flag("on"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store
+            .create_flag(&change(3), "needs-beta", &flag_using_segment("beta"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.get_flag("checkout").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.config_version().await.unwrap(), 0);
+    assert_eq!(audit_count(store).await, 0);
+}
+
+async fn every_mutation_writes_one_audit_record_and_one_version(db: &TestDb) {
+    let store = &*db.store;
+    let mut step = 0;
+    let mut next = || {
+        step += 1;
+        (step, change(step))
+    };
+
+    let (n, c) = next();
+    let committed = store.create_environment(&c, "qa", None).await.unwrap();
+    expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "environment.create",
+        "environment:qa",
+    )
+    .await;
+    let (n, c) = next();
+    let committed = store
+        .update_environment(&c, "qa", Some("QA"), None)
+        .await
+        .unwrap();
+    expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "environment.update",
+        "environment:qa",
+    )
+    .await;
+    let (n, c) = next();
+    let committed = store
+        .create_segment(&c, "beta", &segment(&["a"]))
+        .await
+        .unwrap();
+    expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "segment.create",
+        "segment:beta",
+    )
+    .await;
+    let (n, c) = next();
+    let committed = store
+        .update_segment(&c, "beta", &segment(&["b"]), None)
+        .await
+        .unwrap();
+    expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "segment.update",
+        "segment:beta",
+    )
+    .await;
+
+    let (n, c) = next();
+    let committed = store
+        .create_flag(&c, "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    let record = expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "flag.create",
+        "flag:checkout",
+    )
+    .await;
+    assert_eq!(record.before, None);
+    let after: FlagDef = serde_json::from_str(record.after.as_deref().unwrap()).unwrap();
+    assert_eq!(after, boolean_flag("off"));
+
+    let (n, c) = next();
+    let committed = store
+        .update_flag(&c, "checkout", &boolean_flag("on"), None)
+        .await
+        .unwrap();
+    let record = expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "flag.update",
+        "flag:checkout",
+    )
+    .await;
+    let before: FlagDef = serde_json::from_str(record.before.as_deref().unwrap()).unwrap();
+    assert_eq!(before, boolean_flag("off"));
+    let (n, c) = next();
+    let committed = store
+        .set_flag_enabled(&c, "checkout", Some("production"), false, None)
+        .await
+        .unwrap();
+    expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "flag.kill",
+        "flag:checkout",
+    )
+    .await;
+    let (n, c) = next();
+    let committed = store
+        .set_flag_enabled(&c, "checkout", Some("production"), true, None)
+        .await
+        .unwrap();
+    expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "flag.restore",
+        "flag:checkout",
+    )
+    .await;
+
+    let (n, c) = next();
+    let new_token = NewToken {
+        name: "ci".into(),
+        access: TokenAccess::Admin,
+        secret_sha256: sha256_hex("secret"),
+    };
+    let committed = store.create_token(&c, &new_token).await.unwrap();
+    let resource = format!("token:{}", committed.value.id);
+    let record = expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "token.create",
+        &resource,
+    )
+    .await;
+    assert!(
+        !record
+            .after
+            .unwrap_or_default()
+            .contains(&new_token.secret_sha256)
+    );
+    let (n, c) = next();
+    let committed = store
+        .revoke_token(&c, &committed.value.id, Some(1))
+        .await
+        .unwrap();
+    expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "token.revoke",
+        &resource,
+    )
+    .await;
+
+    let (n, c) = next();
+    let committed = store.delete_flag(&c, "checkout", None).await.unwrap();
+    let record = expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "flag.delete",
+        "flag:checkout",
+    )
+    .await;
+    assert_eq!(record.after, None);
+    let (n, c) = next();
+    let committed = store.delete_segment(&c, "beta", None).await.unwrap();
+    expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "segment.delete",
+        "segment:beta",
+    )
+    .await;
+    let (n, c) = next();
+    let committed = store.delete_environment(&c, "qa", None).await.unwrap();
+    expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "environment.delete",
+        "environment:qa",
+    )
+    .await;
+
+    let (n, c) = next();
+    let file = parse_file(
+        "flags: { banner: { type: boolean, variants: { on: true, off: false }, default_variant: on } }",
+    );
+    let committed = store.import(&c, &file, Some(n - 1)).await.unwrap();
+    expect_newest(
+        store,
+        n,
+        committed.config_version,
+        "config.import",
+        "config",
+    )
+    .await;
+}
+
+/// Checks that mutation number `n` moved the version to `n` and wrote record `n`, and only it.
+async fn expect_newest(
+    store: &dyn Store,
+    n: i64,
+    committed_version: i64,
+    action: &str,
+    resource: &str,
+) -> store::AuditRecord {
+    assert_eq!(committed_version, n, "{action}");
+    assert_eq!(store.config_version().await.unwrap(), n, "{action}");
+    assert_eq!(audit_count(store).await, n, "{action}");
+    let newest = store
+        .list_audit(&AuditFilter {
+            limit: Some(1),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let [record] = newest.as_slice() else {
+        panic!("expected one record, got {newest:?}");
+    };
+    assert_eq!(record.seq, n);
+    assert_eq!(record.config_version, n);
+    assert_eq!(record.action, action);
+    assert_eq!(record.resource, resource);
+    assert_eq!(record.actor.as_deref(), Some("tok_00000000000000aa"));
+    assert_eq!(record.reason.as_deref(), Some("testing"));
+    assert_eq!(record.request_id, Some(format!("req-{n}")));
+    assert_eq!(record.time_ms, 1_700_000_000_000 + n);
+    record.clone()
+}
+
+fn parse_file(yaml: &str) -> FlagFile {
+    match Source::parse(None, yaml, Format::Yaml)
+        .unwrap()
+        .into_document()
+    {
+        sluice_core::Document::Sluice(file) => file,
+        other => panic!("expected a Sluice document, got {other:?}"),
+    }
+}
+
+async fn kill_switch_is_per_environment(db: &TestDb) {
+    let store = &*db.store;
+    let mut definition = boolean_flag("on");
+    definition.off_variant = Some("off".into());
+    store
+        .create_flag(&change(1), "checkout", &definition)
+        .await
+        .unwrap();
+    let killed = store
+        .set_flag_enabled(&change(2), "checkout", Some("production"), false, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(killed.value.version, 2);
+    let production = &killed.value.definition.environments["production"];
+    assert_eq!(production.enabled, Some(false));
+    assert!(killed.value.definition.enabled);
+
+    let snapshot = store.snapshot(Some("production")).await.unwrap();
+    let context = Context::with_key("user-1");
+    let in_production = sluice_core::compile(&snapshot.file, Some("production")).unwrap();
+    assert!(!in_production.boolean("checkout", &context, true).value);
+    let in_staging = sluice_core::compile(&snapshot.file, Some("staging")).unwrap();
+    assert!(in_staging.boolean("checkout", &context, false).value);
+
+    let restored = store
+        .set_flag_enabled(&change(3), "checkout", Some("production"), true, Some(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        restored.value.definition.environments["production"].enabled,
+        Some(true)
+    );
+    let everywhere = store
+        .set_flag_enabled(&change(4), "checkout", None, false, None)
+        .await
+        .unwrap();
+    assert!(!everywhere.value.definition.enabled);
+
+    assert!(matches!(
+        store
+            .set_flag_enabled(&change(5), "checkout", Some("moon"), false, None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .set_flag_enabled(&change(6), "nope", Some("production"), false, None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let kills = store
+        .list_audit(&AuditFilter {
+            action: Some("flag.kill".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(kills.len(), 2);
+}
+
+async fn tokens_are_found_by_hash_and_revoked(db: &TestDb) {
+    let store = &*db.store;
+    let admin = store
+        .create_token(
+            &change(1),
+            &NewToken {
+                name: "first admin".into(),
+                access: TokenAccess::Admin,
+                secret_sha256: sha256_hex("admin-secret"),
+            },
+        )
+        .await
+        .unwrap()
+        .value;
+    assert!(
+        admin.id.starts_with("tok_") && admin.id.len() == 20,
+        "{}",
+        admin.id
+    );
+    assert_eq!(admin.version, 1);
+    let client = store
+        .create_token(
+            &change(2),
+            &NewToken {
+                name: "web".into(),
+                access: TokenAccess::Client {
+                    environment: "production".into(),
+                },
+                secret_sha256: sha256_hex("client-secret"),
+            },
+        )
+        .await
+        .unwrap()
+        .value;
+    assert_ne!(admin.id, client.id);
+
+    assert_eq!(
+        store
+            .token_by_hash(&sha256_hex("admin-secret"))
+            .await
+            .unwrap(),
+        admin
+    );
+    let found = store
+        .token_by_hash(&sha256_hex("client-secret"))
+        .await
+        .unwrap();
+    assert_eq!(found.access.environment(), Some("production"));
+    assert!(matches!(
+        store.token_by_hash(&sha256_hex("guess")).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_token(&client.id).await.unwrap(), client);
+    assert_eq!(
+        store.list_tokens().await.unwrap(),
+        vec![admin.clone(), client.clone()]
+    );
+
+    let reused = store
+        .create_token(
+            &change(3),
+            &NewToken {
+                name: "copy".into(),
+                access: TokenAccess::Admin,
+                secret_sha256: sha256_hex("admin-secret"),
+            },
+        )
+        .await;
+    assert!(
+        matches!(reused, Err(StoreError::AlreadyExists)),
+        "{reused:?}"
+    );
+    let nowhere = store
+        .create_token(
+            &change(4),
+            &NewToken {
+                name: "lost".into(),
+                access: TokenAccess::Server {
+                    environment: "moon".into(),
+                },
+                secret_sha256: sha256_hex("moon"),
+            },
+        )
+        .await;
+    assert!(matches!(nowhere, Err(StoreError::NotFound)), "{nowhere:?}");
+
+    assert!(matches!(
+        store.revoke_token(&change(5), &client.id, Some(9)).await,
+        Err(StoreError::Conflict { current: 1 })
+    ));
+    let revoked = store
+        .revoke_token(&change(6), &client.id, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(revoked.value.revoked_at_ms, Some(1_700_000_000_006));
+    assert_eq!(revoked.value.version, 2);
+    let found = store
+        .token_by_hash(&sha256_hex("client-secret"))
+        .await
+        .unwrap();
+    assert_eq!(found.revoked_at_ms, Some(1_700_000_000_006));
+
+    // Revoking twice changes and records nothing.
+    let version = store.config_version().await.unwrap();
+    let again = store
+        .revoke_token(&change(7), &client.id, None)
+        .await
+        .unwrap();
+    assert_eq!(again.value, revoked.value);
+    assert_eq!(again.config_version, version);
+    assert_eq!(store.config_version().await.unwrap(), version);
+    assert_eq!(audit_count(store).await, 3);
+    assert!(matches!(
+        store
+            .revoke_token(&change(8), "tok_ffffffffffffffff", None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn snapshot_compiles_per_environment(db: &TestDb) {
+    let store = &*db.store;
+    store
+        .create_segment(&change(1), "beta", &segment(&["user-1"]))
+        .await
+        .unwrap();
+    store
+        .create_flag(&change(2), "beta-checkout", &flag_using_segment("beta"))
+        .await
+        .unwrap();
+    store
+        .create_flag(&change(3), "banner", &boolean_flag("on"))
+        .await
+        .unwrap();
+    store
+        .update_flag(&change(4), "banner", &boolean_flag("off"), None)
+        .await
+        .unwrap();
+
+    let snapshot = store.snapshot(Some("staging")).await.unwrap();
+    assert_eq!(snapshot.config_version, 4);
+    assert_eq!(
+        snapshot.file.environments.as_deref(),
+        Some(
+            &[
+                "development".to_owned(),
+                "production".to_owned(),
+                "staging".to_owned()
+            ][..]
+        )
+    );
+    let flags: Vec<&String> = snapshot.file.flags.keys().collect();
+    assert_eq!(flags, ["banner", "beta-checkout"]);
+    assert_eq!(snapshot.flag_versions["banner"], 2);
+    assert_eq!(snapshot.flag_versions["beta-checkout"], 1);
+    assert_eq!(snapshot.segment_versions["beta"], 1);
+    let engine = sluice_core::compile(&snapshot.file, Some("staging")).unwrap();
+    assert!(
+        engine
+            .boolean("beta-checkout", &Context::with_key("user-1"), false)
+            .value
+    );
+    assert!(
+        !engine
+            .boolean("beta-checkout", &Context::with_key("user-2"), true)
+            .value
+    );
+
+    assert_eq!(store.snapshot(None).await.unwrap(), snapshot);
+    assert!(matches!(
+        store.snapshot(Some("moon")).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn import_replaces_everything_in_one_record(db: &TestDb) {
+    let store = &*db.store;
+    store
+        .create_flag(&change(1), "old", &boolean_flag("on"))
+        .await
+        .unwrap();
+    store
+        .create_flag(&change(2), "kept", &boolean_flag("on"))
+        .await
+        .unwrap();
+    store
+        .create_flag(&change(3), "changed", &boolean_flag("on"))
+        .await
+        .unwrap();
+    let file = parse_file(
+        r#"
+environments: [development, staging, production, qa]
+segments:
+  beta: { include: [user-1] }
+flags:
+  kept: { type: boolean, variants: { "on": true, "off": false }, default_variant: "on" }
+  changed: { type: boolean, variants: { "on": true, "off": false }, default_variant: "off" }
+  new:
+    type: boolean
+    variants: { "on": true, "off": false }
+    default_variant: "off"
+    rules: [{ when: [{ segment: beta }], serve: "on" }]
+"#,
+    );
+    let imported = store.import(&change(4), &file, Some(3)).await.unwrap();
+    assert_eq!(imported.config_version, 4);
+    let summary = &imported.value;
+    assert_eq!(summary.environments_created, ["qa"]);
+    assert_eq!(summary.segments.created, ["beta"]);
+    assert_eq!(summary.flags.created, ["new"]);
+    assert_eq!(summary.flags.updated, ["changed"]);
+    assert_eq!(summary.flags.deleted, ["old"]);
+    assert_eq!(summary.flags.unchanged, 1);
+    assert_eq!(audit_count(store).await, 4);
+
+    assert_eq!(store.get_flag("kept").await.unwrap().version, 1);
+    assert_eq!(store.get_flag("changed").await.unwrap().version, 2);
+    assert_eq!(store.get_flag("new").await.unwrap().version, 1);
+    assert!(matches!(
+        store.get_flag("old").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.get_environment("qa").await.is_ok());
+    let record = &store.list_audit(&AuditFilter::default()).await.unwrap()[0];
+    assert_eq!(
+        (record.action.as_str(), record.resource.as_str()),
+        ("config.import", "config")
+    );
+    let before: FlagFile = serde_json::from_str(record.before.as_deref().unwrap()).unwrap();
+    assert!(before.flags.contains_key("old"));
+    let after: FlagFile = serde_json::from_str(record.after.as_deref().unwrap()).unwrap();
+    assert_eq!(after, store.snapshot(None).await.unwrap().file);
+
+    // The same file again changes nothing and records nothing.
+    let again = store.import(&change(5), &file, None).await.unwrap();
+    assert!(again.value.is_empty());
+    assert_eq!(again.value.flags.unchanged, 3);
+    assert_eq!(again.config_version, 4);
+    assert_eq!(audit_count(store).await, 4);
+
+    // An invalid file writes nothing.
+    let mut invalid = file.clone();
+    invalid.flags["kept"].default_variant = "missing".into();
+    assert!(matches!(
+        store.import(&change(6), &invalid, None).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        store
+            .get_flag("kept")
+            .await
+            .unwrap()
+            .definition
+            .default_variant,
+        "on"
+    );
+
+    // Replacing with an empty file deletes every flag and segment in one record.
+    let emptied = store
+        .import(&change(7), &FlagFile::default(), Some(4))
+        .await
+        .unwrap();
+    assert_eq!(emptied.value.flags.deleted.len(), 3);
+    assert_eq!(emptied.value.segments.deleted, ["beta"]);
+    assert!(store.list_flags().await.unwrap().is_empty());
+    assert_eq!(audit_count(store).await, 5);
+}
+
+async fn audit_list_filters(db: &TestDb) {
+    let store = &*db.store;
+    for n in 1..=6 {
+        let key = if n % 2 == 0 { "even" } else { "odd" };
+        let change = Change::at(1_000 * n).by(if n <= 3 {
+            "tok_aaaaaaaaaaaaaaaa"
+        } else {
+            "tok_bbbbbbbbbbbbbbbb"
+        });
+        if n <= 2 {
+            store
+                .create_flag(&change, key, &boolean_flag("on"))
+                .await
+                .unwrap();
+        } else {
+            store
+                .update_flag(&change, key, &boolean_flag("on"), None)
+                .await
+                .unwrap();
+        }
+    }
+    let seqs =
+        |records: Vec<store::AuditRecord>| records.into_iter().map(|r| r.seq).collect::<Vec<_>>();
+    let list = |filter: AuditFilter| async move { seqs(store.list_audit(&filter).await.unwrap()) };
+
+    assert_eq!(list(AuditFilter::default()).await, [6, 5, 4, 3, 2, 1]);
+    assert_eq!(
+        list(AuditFilter {
+            resource: Some("flag:even".into()),
+            ..AuditFilter::default()
+        })
+        .await,
+        [6, 4, 2]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            action: Some("flag.create".into()),
+            ..AuditFilter::default()
+        })
+        .await,
+        [2, 1]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            actor: Some("tok_bbbbbbbbbbbbbbbb".into()),
+            ..AuditFilter::default()
+        })
+        .await,
+        [6, 5, 4]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            since_ms: Some(2_000),
+            until_ms: Some(5_000),
+            ..AuditFilter::default()
+        })
+        .await,
+        [4, 3, 2]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            resource: Some("flag:odd".into()),
+            actor: Some("tok_aaaaaaaaaaaaaaaa".into()),
+            ..AuditFilter::default()
+        })
+        .await,
+        [3, 1]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            limit: Some(2),
+            ..AuditFilter::default()
+        })
+        .await,
+        [6, 5]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            before_seq: Some(5),
+            limit: Some(2),
+            ..AuditFilter::default()
+        })
+        .await,
+        [4, 3]
+    );
+    assert!(
+        list(AuditFilter {
+            actor: Some("tok_nobody".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .is_empty()
+    );
+}
+
+/// Writes five audited mutations.
+async fn five_mutations(store: &dyn Store) {
+    store
+        .create_flag(&change(1), "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    store
+        .update_flag(&change(2), "checkout", &boolean_flag("on"), None)
+        .await
+        .unwrap();
+    store
+        .create_segment(&change(3), "beta", &segment(&["a"]))
+        .await
+        .unwrap();
+    store
+        .set_flag_enabled(&change(4), "checkout", Some("staging"), false, None)
+        .await
+        .unwrap();
+    store
+        .update_environment(&change(5), "staging", Some("pre-production"), None)
+        .await
+        .unwrap();
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_valid(), "{report:?}");
+    assert_eq!((report.records, report.head_seq), (5, 5));
+}
+
+async fn first_break(store: &dyn Store) -> (i64, BreakKind) {
+    let report = store.verify_audit().await.unwrap();
+    let broken = report.first_break.expect("tampering must be detected");
+    (broken.seq, broken.kind)
+}
+
+async fn audit_chain_detects_an_edited_record(db: &TestDb) {
+    five_mutations(&*db.store).await;
+    db.raw("UPDATE audit_log SET reason = 'nothing to see here' WHERE seq = 3")
+        .await;
+    assert_eq!(first_break(&*db.store).await, (3, BreakKind::Edited));
+}
+
+async fn audit_chain_detects_a_deleted_record(db: &TestDb) {
+    five_mutations(&*db.store).await;
+    db.raw("DELETE FROM audit_log WHERE seq = 2").await;
+    assert_eq!(first_break(&*db.store).await, (2, BreakKind::Missing));
+}
+
+async fn audit_chain_detects_swapped_records(db: &TestDb) {
+    five_mutations(&*db.store).await;
+    db.raw("UPDATE audit_log SET seq = -1 WHERE seq = 2").await;
+    db.raw("UPDATE audit_log SET seq = 2 WHERE seq = 3").await;
+    db.raw("UPDATE audit_log SET seq = 3 WHERE seq = -1").await;
+    assert_eq!(first_break(&*db.store).await, (2, BreakKind::Reordered));
+}
+
+async fn audit_chain_detects_a_truncated_tail(db: &TestDb) {
+    five_mutations(&*db.store).await;
+    db.raw("DELETE FROM audit_log WHERE seq = 5").await;
+    assert_eq!(first_break(&*db.store).await, (5, BreakKind::Missing));
+}
+
+async fn concurrent_writers_keep_the_chain_valid(db: &TestDb) {
+    const WRITERS: i64 = 20;
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("flag-{writer}");
+            let created = store
+                .create_flag(&change(writer), &key, &boolean_flag("off"))
+                .await?;
+            let updated = store
+                .update_flag(&change(writer), &key, &boolean_flag("on"), Some(1))
+                .await?;
+            Ok::<_, StoreError>([created.config_version, updated.config_version])
+        }));
+    }
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.extend(task.await.unwrap().unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=2 * WRITERS).collect::<Vec<_>>());
+    let store = &*db.store;
+    assert_eq!(store.config_version().await.unwrap(), 2 * WRITERS);
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_valid(), "{report:?}");
+    assert_eq!(report.records, 2 * WRITERS);
+    assert_eq!(store.list_flags().await.unwrap().len(), 20);
+}
+
+async fn concurrent_updates_of_one_flag_conflict(db: &TestDb) {
+    db.store
+        .create_flag(&change(0), "contested", &boolean_flag("off"))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for writer in 1..=10 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .update_flag(&change(writer), "contested", &boolean_flag("on"), Some(1))
+                .await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(committed) => {
+                won += 1;
+                assert_eq!(committed.value.version, 2);
+            }
+            Err(StoreError::Conflict { current: 2 }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(db.store.config_version().await.unwrap(), 2);
+    assert_eq!(audit_count(&*db.store).await, 2);
+}
+
+async fn subscribers_see_each_write(db: &TestDb) {
+    let store = &*db.store;
+    let mut changes = store.subscribe();
+    assert_eq!(*changes.borrow_and_update(), 0);
+    store
+        .create_flag(&change(1), "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), changes.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(*changes.borrow_and_update(), 1);
+    store
+        .update_flag(&change(2), "checkout", &boolean_flag("on"), None)
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        changes.wait_for(|version| *version >= 2),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // A failed write announces nothing.
+    let _ = store
+        .update_flag(&change(3), "checkout", &boolean_flag("on"), Some(1))
+        .await;
+    assert!(!changes.has_changed().unwrap());
+}
+
+async fn data_survives_reopening(db: &TestDb) {
+    five_mutations(&*db.store).await;
+    db.store.close().await;
+    let reopened = db.open_again().await;
+    assert_eq!(reopened.config_version().await.unwrap(), 5);
+    assert_eq!(reopened.get_flag("checkout").await.unwrap().version, 3);
+    assert_eq!(*reopened.subscribe().borrow(), 5);
+    reopened
+        .create_flag(&change(6), "after-restart", &boolean_flag("on"))
+        .await
+        .unwrap();
+    assert_eq!(audit_count(&*reopened).await, 6);
+    reopened.close().await;
+}
+
+async fn leader_lock_is_exclusive(db: &TestDb) {
+    let mut first = db.store.leader_lock().await.unwrap();
+    let mut second = db.store.leader_lock().await.unwrap();
+    match db.store.backend() {
+        Backend::Sqlite => {
+            assert!(first.try_acquire().await.unwrap());
+            assert!(second.try_acquire().await.unwrap());
+            assert!(first.is_leader() && second.is_leader());
+        }
+        Backend::Postgres => {
+            assert!(!first.is_leader());
+            assert!(first.try_acquire().await.unwrap());
+            assert!(!second.try_acquire().await.unwrap());
+            assert!(first.is_leader() && !second.is_leader());
+            // Still the leader, and still exclusive, on the next tick.
+            assert!(first.try_acquire().await.unwrap());
+            assert!(!second.try_acquire().await.unwrap());
+
+            first.release().await.unwrap();
+            assert!(!first.is_leader());
+            assert!(second.try_acquire().await.unwrap());
+            assert!(!first.try_acquire().await.unwrap());
+
+            // Dropping the leader ends its session, which frees the lock.
+            drop(second);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while !first.try_acquire().await.unwrap() {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the lock was never released"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(first.is_leader());
+        }
+    }
+}
+
+// PostgreSQL only: notifications between replicas.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notify_carries_the_config_version() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let mut listener = sqlx::postgres::PgListener::connect(&db.raw_url)
+        .await
+        .unwrap();
+    listener.listen(store::CHANGES_CHANNEL).await.unwrap();
+    db.store
+        .create_flag(&change(1), "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    let notification = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notification.payload(), "1");
+    // A rolled-back write sends nothing.
+    let _ = db
+        .store
+        .update_flag(&change(2), "checkout", &boolean_flag("on"), Some(9))
+        .await;
+    db.store
+        .update_flag(&change(3), "checkout", &boolean_flag("on"), Some(1))
+        .await
+        .unwrap();
+    let notification = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notification.payload(), "2");
+    db.store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_see_each_others_writes_within_a_second() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let replica = db.open_again().await;
+    let mut changes = replica.subscribe();
+    for n in 1..=3 {
+        let started = tokio::time::Instant::now();
+        db.store
+            .create_flag(&change(n), &format!("flag-{n}"), &boolean_flag("on"))
+            .await
+            .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            changes.wait_for(|version| *version >= n),
+        )
+        .await
+        .expect("the replica did not hear of the write within 1 s")
+        .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    assert_eq!(replica.get_flag("flag-3").await.unwrap().version, 1);
+    replica.close().await;
+    db.store.close().await;
+}
