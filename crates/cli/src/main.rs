@@ -22,6 +22,18 @@ enum Command {
     Validate(commands::validate::Args),
     /// Evaluate flags from a file for a context, and say why each value was served.
     Eval(commands::eval::Args),
+    /// Run the server: admin API, OFREP evaluation and live updates, on SQLite by default.
+    Serve(sluice_server::ServeArgs),
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() -> ExitCode {
@@ -29,6 +41,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
+        Command::Serve(args) => {
+            init_tracing();
+            commands::serve::run(args)
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,7 @@
 //! The `sluice` binary, run as a user would: exit codes, messages and JSON output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,218 @@
+//! Server settings: command-line flags, `SLUICE_*` environment variables, an optional TOML
+//! file, and defaults, in that order of precedence. Loaded once and passed explicitly.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::store::StoreUrl;
+
+/// The port `sluice serve` listens on by default.
+pub const DEFAULT_PORT: u16 = 8470;
+/// The largest request body accepted by default: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// `sluice serve` arguments. Every one can also come from its `SLUICE_*` variable or the
+/// config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// The address to bind; 127.0.0.1 unless told otherwise.
+    #[arg(long, env = "SLUICE_BIND")]
+    pub bind: Option<IpAddr>,
+    /// The port to listen on (0 picks a free one).
+    #[arg(long, short, env = "SLUICE_PORT")]
+    pub port: Option<u16>,
+    /// The store: `sqlite://PATH` (created on first start) or `postgres://…`.
+    /// Defaults to `sqlite://DATA_DIR/sluice.db`.
+    #[arg(long, env = "SLUICE_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+    /// Where the default SQLite database lives.
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Serve flags from this file or directory (GitOps mode): the API cannot change them,
+    /// and edits on disk are reloaded.
+    #[arg(long, env = "SLUICE_FLAGS")]
+    pub flags: Option<PathBuf>,
+    /// An optional TOML file with the same settings, using these names with `_` for `-`.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The largest request body, in bytes.
+    #[arg(long, env = "SLUICE_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// How long a request may take, in seconds (live streams excepted).
+    #[arg(long, env = "SLUICE_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// Seconds between heartbeats on live streams.
+    #[arg(long, env = "SLUICE_HEARTBEAT")]
+    pub heartbeat: Option<u64>,
+}
+
+/// The same settings, read from the optional config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    bind: Option<IpAddr>,
+    port: Option<u16>,
+    database: Option<String>,
+    data_dir: Option<PathBuf>,
+    flags: Option<PathBuf>,
+    body_limit: Option<usize>,
+    request_timeout: Option<u64>,
+    heartbeat: Option<u64>,
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("the config file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its line.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The store.
+    pub store: StoreUrl,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// GitOps mode: the flags file or directory that is the source of truth.
+    pub flags: Option<PathBuf>,
+    /// The largest request body.
+    pub body_limit: usize,
+    /// How long a request may take.
+    pub request_timeout: Duration,
+    /// Heartbeat interval on live streams.
+    pub heartbeat: Duration,
+}
+
+impl Settings {
+    /// Layers arguments (and their environment variables) over the config file over defaults.
+    pub fn load(args: ServeArgs) -> Result<Settings, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("sluice-data"));
+        let database = args.database.or(file.database).unwrap_or_else(|| {
+            format!("sqlite://{}", data_dir.join("sluice.db").display())
+        });
+        let store: StoreUrl = database
+            .parse()
+            .map_err(|e: crate::store::StoreUrlError| ConfigError::Invalid(e.to_string()))?;
+        let body_limit = args.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+        if body_limit == 0 {
+            return Err(ConfigError::Invalid("body-limit must be at least 1 byte".into()));
+        }
+        let request_timeout = args.request_timeout.or(file.request_timeout).unwrap_or(30);
+        let heartbeat = args.heartbeat.or(file.heartbeat).unwrap_or(15);
+        if request_timeout == 0 || heartbeat == 0 {
+            return Err(ConfigError::Invalid(
+                "request-timeout and heartbeat must be at least 1 second".into(),
+            ));
+        }
+        Ok(Settings {
+            listen: SocketAddr::new(
+                args.bind
+                    .or(file.bind)
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                args.port.or(file.port).unwrap_or(DEFAULT_PORT),
+            ),
+            store,
+            data_dir,
+            flags: args.flags.or(file.flags),
+            body_limit,
+            request_timeout: Duration::from_secs(request_timeout),
+            heartbeat: Duration::from_secs(heartbeat),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_bind_loopback_and_use_sqlite_in_the_data_dir() {
+        let settings = Settings::load(ServeArgs::default()).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8470");
+        assert!(matches!(settings.store, StoreUrl::Sqlite { ref path } if path.ends_with("sluice-data/sluice.db")));
+        assert_eq!(settings.body_limit, DEFAULT_BODY_LIMIT);
+    }
+
+    #[test]
+    fn arguments_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "port = 9000\nbody_limit = 2048\nheartbeat = 5\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            port: Some(9100),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::load(args).unwrap();
+        assert_eq!(settings.listen.port(), 9100);
+        assert_eq!(settings.body_limit, 2048);
+        assert_eq!(settings.heartbeat, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_bad_file_names_itself_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "prot = 9000\n").unwrap();
+        let error = Settings::load(ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("sluice.toml is invalid"), "{error}");
+        assert!(error.contains("prot"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_database_scheme_is_refused() {
+        let error = Settings::load(ServeArgs {
+            database: Some("mysql://x".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("sqlite://"), "{error}");
+    }
+}

@@ -1,0 +1,210 @@
+//! The compiled configuration of every environment, swapped whole on each change.
+//!
+//! Requests read the current [`Loaded`] through an `ArcSwap`, without locking. A reload
+//! (from the store after a write, or from files in GitOps mode) compiles every environment,
+//! and only when all of them compile does it replace what is served: an invalid edit keeps
+//! the last good configuration and records the error for `/ready` and the log.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde_json::{Value, json};
+use sluice_core::{Document, Engine, FlagFile, Format, Source};
+
+use crate::store::ConfigSnapshot;
+
+/// One environment's compiled configuration.
+#[derive(Debug)]
+pub struct EnvConfig {
+    /// The environment name.
+    pub environment: String,
+    /// The compiled flags.
+    pub engine: Engine,
+    /// The configuration version it was compiled from.
+    pub version: i64,
+    /// What server SDKs receive: `{version, environment, format, flags}`, serialized once.
+    pub payload: Arc<str>,
+}
+
+/// Every environment's configuration at one version.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The configuration version.
+    pub version: i64,
+    /// Compiled configurations by environment.
+    pub environments: HashMap<String, Arc<EnvConfig>>,
+}
+
+/// The served configuration, plus the last reload error.
+#[derive(Debug, Default)]
+pub struct Configs {
+    current: ArcSwap<Option<Arc<Loaded>>>,
+    last_error: ArcSwap<Option<String>>,
+}
+
+/// Why a configuration could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Reading files failed.
+    #[error("{0}")]
+    Io(String),
+    /// The definitions are invalid.
+    #[error("{0}")]
+    Invalid(sluice_core::Errors),
+}
+
+impl Configs {
+    /// The configuration being served, once one has loaded.
+    pub fn current(&self) -> Option<Arc<Loaded>> {
+        self.current.load_full().as_ref().clone()
+    }
+
+    /// One environment's configuration.
+    pub fn environment(&self, name: &str) -> Option<Arc<EnvConfig>> {
+        self.current()?.environments.get(name).cloned()
+    }
+
+    /// The error of the last failed reload, cleared by the next successful one.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.load_full().as_ref().clone()
+    }
+
+    /// Starts serving `loaded`.
+    pub fn install(&self, loaded: Arc<Loaded>) {
+        self.current.store(Arc::new(Some(loaded)));
+        self.last_error.store(Arc::new(None));
+    }
+
+    /// Records a failed reload; what is served does not change.
+    pub fn record_error(&self, error: String) {
+        self.last_error.store(Arc::new(Some(error)));
+    }
+}
+
+fn env_config(environment: &str, engine: Engine, version: i64, format: &str, flags: &Value) -> Arc<EnvConfig> {
+    let payload = json!({
+        "version": version,
+        "environment": environment,
+        "format": format,
+        "flags": flags,
+    });
+    Arc::new(EnvConfig {
+        environment: environment.to_owned(),
+        engine,
+        version,
+        payload: payload.to_string().into(),
+    })
+}
+
+/// Compiles a stored snapshot for every environment.
+pub fn compile_snapshot(snapshot: &ConfigSnapshot) -> Result<Loaded, LoadError> {
+    compile_document(&Document::Sluice(snapshot.file.clone()), snapshot.config_version)
+}
+
+/// Compiles a document for every environment it describes (flagd documents serve the
+/// same flags in every default environment).
+pub fn compile_document(document: &Document, version: i64) -> Result<Loaded, LoadError> {
+    let mut environments = HashMap::new();
+    match document {
+        Document::Sluice(file) => {
+            let flags = serde_json::to_value(file).map_err(|e| LoadError::Io(e.to_string()))?;
+            for name in file.environment_names() {
+                let engine = sluice_core::compile(file, Some(name)).map_err(LoadError::Invalid)?;
+                environments.insert(name.to_owned(), env_config(name, engine, version, "sluice", &flags));
+            }
+        }
+        Document::Flagd(file) => {
+            let flags = file.to_value();
+            for name in sluice_core::model::DEFAULT_ENVIRONMENTS {
+                let engine = file.compile().map_err(LoadError::Invalid)?;
+                environments.insert(name.to_owned(), env_config(name, engine, version, "flagd", &flags));
+            }
+        }
+    }
+    Ok(Loaded {
+        version,
+        environments,
+    })
+}
+
+/// Reads the GitOps source: one file in either format, or a directory of Sluice-format
+/// files whose flags and segments are merged (a key defined twice is an error).
+pub fn read_flags_path(path: &Path) -> Result<Document, LoadError> {
+    if !path.is_dir() {
+        return read_one(path);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| LoadError::Io(format!("cannot read {}: {e}", path.display())))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    let mut merged = FlagFile::default();
+    let mut errors = Vec::new();
+    for file in &files {
+        match read_one(file)? {
+            Document::Sluice(part) => merge(&mut merged, part, file, &mut errors),
+            Document::Flagd(_) if files.len() == 1 => return read_one(file),
+            Document::Flagd(_) => {
+                return Err(LoadError::Io(format!(
+                    "{}: a flagd file must be the only file in a flags directory",
+                    file.display()
+                )));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(LoadError::Invalid(sluice_core::Errors(errors)));
+    }
+    Ok(Document::Sluice(merged))
+}
+
+fn merge(into: &mut FlagFile, part: FlagFile, file: &Path, errors: &mut Vec<sluice_core::Error>) {
+    let duplicate = |kind: &str, key: &str| {
+        let mut error = sluice_core::Error::new(
+            sluice_core::ErrorKind::Duplicate,
+            sluice_core::Path::root().key(kind).key(key),
+            format!("`{key}` is also defined in another file of this directory"),
+        );
+        error.file = Some(file.display().to_string());
+        error
+    };
+    if let Some(names) = part.environments {
+        let existing = into.environments.get_or_insert_with(Vec::new);
+        for name in names {
+            if !existing.contains(&name) {
+                existing.push(name);
+            }
+        }
+    }
+    for (key, segment) in part.segments {
+        if into.segments.contains_key(&key) {
+            errors.push(duplicate("segments", &key));
+        } else {
+            into.segments.insert(key, segment);
+        }
+    }
+    for (key, flag) in part.flags {
+        if into.flags.contains_key(&key) {
+            errors.push(duplicate("flags", &key));
+        } else {
+            into.flags.insert(key, flag);
+        }
+    }
+}
+
+fn read_one(path: &Path) -> Result<Document, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::Io(format!("cannot read {}: {e}", path.display())))?;
+    let name = path.display().to_string();
+    let source = Source::parse(Some(&name), &text, Format::from_file_name(&name)).map_err(LoadError::Invalid)?;
+    // Compile once here so errors carry this file's line numbers.
+    source.compile(None).map_err(LoadError::Invalid)?;
+    Ok(source.into_document())
+}

@@ -1,0 +1,218 @@
+//! The HTTP surface: the router, its middleware, and helpers every route module shares.
+//!
+//! Each route module exports `router()`. Middleware, outermost first: a request id is set
+//! (or kept from `X-Request-Id`) and echoed on the response; requests are traced with it;
+//! a panic becomes a 500 naming the request id; bodies over the limit get 413 before they
+//! are read; non-streaming requests time out. CORS allows any origin without credentials,
+//! so browser OpenFeature clients can evaluate, and exposes `ETag` and `Retry-After`.
+
+pub mod audit;
+pub mod auth;
+pub mod environments;
+pub mod error;
+pub mod files;
+pub mod flags;
+pub mod health;
+pub mod ofrep;
+pub mod segments;
+pub mod stream;
+pub mod tokens;
+
+use std::panic::AssertUnwindSafe;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use futures_util::FutureExt as _;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::state::{AppState, now_ms};
+use crate::store::Change;
+
+/// The request id header.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The header carrying a write's reason into the audit log.
+pub const REASON: HeaderName = HeaderName::from_static("x-sluice-reason");
+
+/// The whole application.
+pub fn app(state: AppState) -> Router {
+    let settings = state.settings().clone();
+    let timed = Router::new()
+        .merge(ofrep::evaluation_router())
+        .merge(flags::router())
+        .merge(segments::router())
+        .merge(environments::router())
+        .merge(tokens::router())
+        .merge(audit::router())
+        .merge(files::router())
+        .merge(health::router())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ));
+    let streaming = Router::new()
+        .merge(ofrep::events_router())
+        .merge(stream::router());
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([header::ETAG, header::RETRY_AFTER]);
+    Router::new()
+        .merge(timed)
+        .merge(streaming)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(RequestBodyLimitLayer::new(settings.body_limit))
+        .layer(cors)
+        .layer(middleware::from_fn(catch_panic))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let id = request
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = id)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!("no route for {} {}", request.method(), request.uri().path()))
+}
+
+/// Turns a panic in any handler into a logged 500 that names the request id.
+async fn catch_panic(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            tracing::error!(request_id, panic = message, "a handler panicked");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({
+                    "error": "internal",
+                    "message": "internal server error; the log has details under this request id",
+                    "requestId": request_id,
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A JSON request body whose errors name the field path, line and column (422), or say the
+/// body is too large (413) or not JSON (400).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<JsonBody<T>, Response> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            (status, Json(json!({"error": "bad_request", "message": rejection.body_text()}))).into_response()
+        })?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize(&mut deserializer) {
+            Ok(value) => Ok(JsonBody(value)),
+            Err(error) => {
+                let path = error.path().to_string();
+                let inner = error.into_inner();
+                let status = if inner.is_data() {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                let body = json!({
+                    "error": if inner.is_data() { "invalid" } else { "bad_request" },
+                    "message": format!("body: {path}: {inner}"),
+                    "errors": [{"path": path, "message": inner.to_string(), "line": inner.line(), "column": inner.column()}],
+                });
+                Err((status, Json(body)).into_response())
+            }
+        }
+    }
+}
+
+/// Who, why and when, for the audit record of a write.
+pub fn change(caller: &Caller, headers: &HeaderMap, reason: Option<String>) -> Change {
+    let mut change = Change::at(now_ms()).by(caller.id());
+    let reason = reason.or_else(|| {
+        headers
+            .get(REASON)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    if let Some(reason) = reason {
+        change = change.because(reason);
+    }
+    if let Some(id) = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        change = change.request(id);
+    }
+    change
+}
+
+/// The version in `If-Match` (`"3"`, `W/"3"` or `3`), if the request sent one.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let bare = text.trim_start_matches("W/").trim_matches('"');
+    bare.parse().map(Some).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "If-Match must carry a version from an ETag, such as \"3\"; got `{text}`"
+        ))
+    })
+}
+
+/// A JSON response carrying the resource's version as its ETag.
+pub fn versioned(status: StatusCode, version: i64, body: serde_json::Value) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"\""));
+    (status, [(header::ETAG, etag)], Json(body)).into_response()
+}
+
+/// Refuses writes to flags and segments when files own them.
+pub fn refuse_in_gitops(state: &AppState) -> Result<(), ApiError> {
+    match &state.settings().flags {
+        Some(path) => Err(ApiError::Conflict(format!(
+            "flags are managed by files in GitOps mode ({}); change the files instead",
+            path.display()
+        ))),
+        None => Ok(()),
+    }
+}

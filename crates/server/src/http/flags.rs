@@ -1,0 +1,166 @@
+//! `/api/v1/flags`: create, read, update and delete flags, and the per-environment kill switch.
+//!
+//! Reads return an `ETag` with the flag's version; writes may send `If-Match` with it and
+//! get 412 when it is stale. In GitOps mode files own the flags and every write is refused.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use sluice_core::model::FlagDef;
+
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::{JsonBody, change, if_match, refuse_in_gitops, versioned};
+use crate::state::AppState;
+use crate::store::StoredFlag;
+
+/// Flag routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/flags", get(list))
+        .route("/api/v1/flags/{key}", get(read).post(create).put(update).delete(remove))
+        .route("/api/v1/flags/{key}/kill", post(kill))
+        .route("/api/v1/flags/{key}/restore", post(restore))
+}
+
+fn what(key: &str) -> String {
+    format!("flag `{key}`")
+}
+
+fn body(flag: &StoredFlag) -> serde_json::Value {
+    json!({
+        "key": flag.key,
+        "version": flag.version,
+        "createdAt": flag.created_at_ms,
+        "updatedAt": flag.updated_at_ms,
+        "definition": flag.definition,
+    })
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.admin()?;
+    let flags = state.store().list_flags().await?;
+    Ok(Json(json!({ "flags": flags.iter().map(body).collect::<Vec<_>>() })))
+}
+
+async fn read(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<Response, ApiError> {
+    caller.admin()?;
+    let flag = state
+        .store()
+        .get_flag(&key)
+        .await
+        .map_err(|e| ApiError::from_store(e, &what(&key)))?;
+    Ok(versioned(StatusCode::OK, flag.version, body(&flag)))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    JsonBody(definition): JsonBody<FlagDef>,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    refuse_in_gitops(&state)?;
+    sluice_core::check_key(&key).map_err(ApiError::BadRequest)?;
+    let committed = state
+        .store()
+        .create_flag(&change(&caller, &headers, None), &key, &definition)
+        .await
+        .map_err(|e| ApiError::from_store(e, &what(&key)))?;
+    state.reload().await.ok();
+    Ok(versioned(StatusCode::CREATED, committed.value.version, body(&committed.value)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    JsonBody(definition): JsonBody<FlagDef>,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    refuse_in_gitops(&state)?;
+    let committed = state
+        .store()
+        .update_flag(&change(&caller, &headers, None), &key, &definition, if_match(&headers)?)
+        .await
+        .map_err(|e| ApiError::from_store(e, &what(&key)))?;
+    state.reload().await.ok();
+    Ok(versioned(StatusCode::OK, committed.value.version, body(&committed.value)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    refuse_in_gitops(&state)?;
+    state
+        .store()
+        .delete_flag(&change(&caller, &headers, None), &key, if_match(&headers)?)
+        .await
+        .map_err(|e| ApiError::from_store(e, &what(&key)))?;
+    state.reload().await.ok();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Which environment a kill or restore applies to, and why.
+#[derive(Debug, Deserialize)]
+struct Switch {
+    /// The environment; without it, the flag's base `enabled`.
+    env: Option<String>,
+    /// Why, for the audit log.
+    reason: Option<String>,
+}
+
+async fn switch(
+    state: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    key: String,
+    switch: Switch,
+    enabled: bool,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    refuse_in_gitops(&state)?;
+    let committed = state
+        .store()
+        .set_flag_enabled(
+            &change(&caller, &headers, switch.reason),
+            &key,
+            switch.env.as_deref(),
+            enabled,
+            if_match(&headers)?,
+        )
+        .await
+        .map_err(|e| ApiError::from_store(e, &what(&key)))?;
+    state.reload().await.ok();
+    Ok(versioned(StatusCode::OK, committed.value.version, body(&committed.value)))
+}
+
+async fn kill(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    Query(query): Query<Switch>,
+) -> Result<Response, ApiError> {
+    switch(state, caller, headers, key, query, false).await
+}
+
+async fn restore(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    Query(query): Query<Switch>,
+) -> Result<Response, ApiError> {
+    switch(state, caller, headers, key, query, true).await
+}

@@ -1,0 +1,81 @@
+//! `GET /api/v1/stream`: the live configuration feed for server SDKs.
+//!
+//! On connect the stream sends the environment's whole configuration as a `put` event whose
+//! id is the configuration version, then one `put` per change. A client reconnecting with
+//! `Last-Event-ID` equal to the current version gets no repeat. Comments keep the
+//! connection alive. A consumer that stops reading falls behind the bounded change feed and
+//! is dropped; the writer never waits for it.
+
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use futures_util::Stream;
+
+use crate::configs::EnvConfig;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+use crate::store::TokenScope;
+
+/// The stream route.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/stream", get(stream))
+}
+
+fn put(config: &EnvConfig) -> Event {
+    Event::default()
+        .event("put")
+        .id(config.version.to_string())
+        .data(config.payload.as_ref())
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let environment = caller.environment(&[TokenScope::Server])?.to_owned();
+    // Subscribe before reading the current configuration, so no change falls in between.
+    let mut changes = state.subscribe();
+    let current = state.configs().environment(&environment).ok_or_else(|| {
+        ApiError::NotFound(format!("environment `{environment}` has no configuration"))
+    })?;
+    let last_seen: Option<i64> = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let mut shutdown = state.shutdown_signal();
+    let heartbeat = state.settings().heartbeat;
+    let stream = async_stream::stream! {
+        let mut sent = last_seen;
+        if sent != Some(current.version) {
+            sent = Some(current.version);
+            yield Ok(put(&current));
+        }
+        loop {
+            let received = tokio::select! {
+                received = changes.recv() => received,
+                _ = shutdown.changed() => break,
+            };
+            match received {
+                Ok(loaded) => {
+                    let Some(config) = loaded.environments.get(&environment) else { continue };
+                    if sent.is_some_and(|v| v >= config.version) {
+                        continue;
+                    }
+                    sent = Some(config.version);
+                    yield Ok(put(config));
+                }
+                Err(error) => {
+                    tracing::info!(%error, environment, "dropping a live stream that fell behind");
+                    break;
+                }
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat)))
+}

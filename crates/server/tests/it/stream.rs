@@ -1,0 +1,63 @@
+//! The live stream: a snapshot on connect, then each change, quickly.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::{boolean_flag, spawn_app};
+
+/// Reads SSE `data:` payloads of `put` events from a response.
+async fn next_put(stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin), buffer: &mut String) -> Value {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            if frame.lines().any(|l| l == "event: put") {
+                let data: String = frame
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                    .collect();
+                return serde_json::from_str(&data).unwrap();
+            }
+            continue;
+        }
+        let chunk = stream.next().await.unwrap().unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn a_change_reaches_a_connected_sdk_within_a_second() {
+    let app = spawn_app().await;
+    app.create_flag("checkout", boolean_flag()).await;
+    let server = app.token("server", Some("production")).await;
+    let response = app.request(Method::GET, "/api/v1/stream", Some(&server)).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let snapshot = next_put(&mut stream, &mut buffer).await;
+    assert_eq!(snapshot["environment"], "production");
+    assert!(snapshot["flags"]["flags"]["checkout"].is_object());
+    let version = snapshot["version"].as_i64().unwrap();
+
+    let started = Instant::now();
+    app.request(Method::POST, "/api/v1/flags/checkout/kill?env=production", Some(&app.admin))
+        .send()
+        .await
+        .unwrap();
+    let change = tokio::time::timeout(Duration::from_secs(1), next_put(&mut stream, &mut buffer))
+        .await
+        .expect("the change arrived within 1 s");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(change["version"].as_i64().unwrap() > version);
+    assert_eq!(change["flags"]["flags"]["checkout"]["environments"]["production"]["enabled"], false);
+}
+
+#[tokio::test]
+async fn client_tokens_cannot_read_rules() {
+    let app = spawn_app().await;
+    let client = app.token("client", Some("production")).await;
+    let response = app.request(Method::GET, "/api/v1/stream", Some(&client)).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+}
