@@ -1,0 +1,340 @@
+//! The client: the flags currently served, how they got there, and evaluation over them.
+//!
+//! A [`Client`] is a cheap handle on shared state. The flags live in an `ArcSwap` holding the
+//! current [`Snapshot`], an immutable compiled configuration plus the environment overrides
+//! resolved against it. Evaluation loads the snapshot without locking and evaluates through
+//! core; a reload builds a new snapshot and swaps it in whole, so a reader sees the old flags
+//! or the new ones, never a mixture. Whatever feeds the snapshot (a file watcher now, a server
+//! connection later) only calls [`Inner::install`] and [`Inner::fail`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use serde_json::Value;
+use sluice_core::{Context, Engine, Evaluation, Reason};
+
+use crate::details::Details;
+use crate::file::{FileBuilder, WatchHandle};
+use crate::overrides::{self, Override, OverrideWarning, Requested};
+use crate::status::{StatusPublisher, StatusReceiver};
+use crate::{Error, Status};
+
+/// A compiled configuration and the overrides resolved against it. Never changed once built.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    engine: Engine,
+    overrides: overrides::Resolved,
+}
+
+impl Snapshot {
+    fn new(engine: Engine, requested: &[Requested]) -> Snapshot {
+        let overrides = overrides::resolve(&engine, requested);
+        Snapshot { engine, overrides }
+    }
+
+    /// Evaluates one flag; the flag is `true` when an environment override decided.
+    #[inline]
+    fn evaluate<'a>(&'a self, flag: &str, context: &Context) -> (Evaluation<'a>, bool) {
+        if !self.overrides.forced.is_empty()
+            && let Some(forced) = self.overrides.forced.get(flag)
+        {
+            let evaluation = Evaluation {
+                value: Some(&forced.value),
+                variant: Some(&forced.variant),
+                reason: Reason::Static,
+                error: None,
+                error_message: None,
+                rule: None,
+                segment: None,
+                prerequisite: None,
+                flag: self.engine.info(flag),
+            };
+            return (evaluation, true);
+        }
+        (self.engine.evaluate(flag, context), false)
+    }
+}
+
+/// Where a client's flags come from.
+#[derive(Debug)]
+pub(crate) enum Origin {
+    /// A flags file, as named to the builder.
+    File(PathBuf),
+}
+
+/// The state every clone of a client shares.
+pub(crate) struct Inner {
+    snapshot: ArcSwapOption<Snapshot>,
+    status: StatusPublisher,
+    requested: Vec<Requested>,
+    environment: Option<String>,
+    origin: Origin,
+    /// The background work that keeps the flags current; stopped when this is dropped.
+    watch: Mutex<Option<WatchHandle>>,
+}
+
+impl Inner {
+    pub(crate) fn new(
+        origin: Origin,
+        environment: Option<String>,
+        requested: Vec<Requested>,
+    ) -> Inner {
+        Inner {
+            snapshot: ArcSwapOption::empty(),
+            status: StatusPublisher::new(Status::NotReady),
+            requested,
+            environment,
+            origin,
+            watch: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn set_watch(&self, handle: WatchHandle) {
+        *self.watch.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+    }
+
+    /// Serves `engine` from now on, and reports the client `Ready` with no error.
+    pub(crate) fn install(&self, engine: Engine) {
+        let snapshot = Snapshot::new(engine, &self.requested);
+        let previous = self.snapshot.load();
+        let warned_before = previous.as_deref().map(|s| &s.overrides.warnings);
+        if warned_before != Some(&snapshot.overrides.warnings) {
+            for warning in &snapshot.overrides.warnings {
+                tracing::warn!("{warning}");
+            }
+        }
+        if previous.is_none() {
+            for applied in &snapshot.overrides.applied {
+                tracing::info!(
+                    variable = %applied.variable,
+                    flag = %applied.flag,
+                    variant = %applied.variant,
+                    "environment override in force"
+                );
+            }
+        }
+        self.snapshot.store(Some(Arc::new(snapshot)));
+        self.status.set(Status::Ready, None);
+    }
+
+    /// Reports a problem with the source. The flags served stay as they are.
+    pub(crate) fn fail(&self, error: Error) {
+        let message = error.to_string();
+        if self.status.set(Status::Error, Some(error)) {
+            tracing::warn!(error = %message, "keeping the last good flags");
+        }
+    }
+}
+
+/// Serves feature flags: evaluates them in-process, from a file or (later) a Sluice server.
+///
+/// Cloning is cheap and every clone shares the same flags and status. Background work such as
+/// the file watcher stops when the last clone is dropped.
+///
+/// Evaluation is synchronous, does no I/O, takes no lock and never panics. When anything goes
+/// wrong (an unknown flag, a value of another type, a context a split cannot bucket) the typed
+/// accessors return the caller's default, and the `*_details` methods say why.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let flags = self.inner.snapshot.load().as_ref().map(|s| s.engine.len());
+        f.debug_struct("Client")
+            .field("origin", &self.inner.origin)
+            .field("environment", &self.inner.environment)
+            .field("status", &self.status())
+            .field("flags", &flags)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Serves the flags in a file, in Sluice's format or flagd's, YAML or JSON (by extension:
+    /// `.json` is JSON, anything else YAML), and reloads it when it changes. Uses the base
+    /// definitions, without any environment's overrides, and reads `SLUICE_FLAG_*` variables
+    /// from the process environment. See [`Client::file_builder`] for the options.
+    ///
+    /// Fails when the file cannot be read, is invalid, or its directory cannot be watched.
+    pub fn from_file(path: impl Into<PathBuf>) -> Result<Client, Error> {
+        Client::file_builder(path).build()
+    }
+
+    /// Configures a client that serves the flags in a file.
+    pub fn file_builder(path: impl Into<PathBuf>) -> FileBuilder {
+        FileBuilder::new(path.into())
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Client {
+        Client { inner }
+    }
+
+    /// Where the client stands with its source.
+    pub fn status(&self) -> Status {
+        self.inner.status.status()
+    }
+
+    /// The last problem the source reported, until a later load succeeds. For a file client,
+    /// an invalid edit: its message names the file, line, column and path of each problem.
+    pub fn last_error(&self) -> Option<Arc<Error>> {
+        self.inner.status.last_error()
+    }
+
+    /// Subscribes to status changes, including a new error while the status stays `Error`.
+    pub fn subscribe(&self) -> StatusReceiver {
+        self.inner.status.subscribe()
+    }
+
+    /// Blocks until the client is `Ready`, for at most `timeout`. A file client is ready as soon
+    /// as it is built, and again after an invalid edit is fixed.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
+        match self.inner.status.wait_ready(timeout) {
+            Status::Ready => Ok(()),
+            status => Err(Error::NotReady {
+                status,
+                timeout,
+                source: self.last_error(),
+            }),
+        }
+    }
+
+    /// The flags file, for a client that serves one, as it was given to the builder.
+    pub fn file(&self) -> Option<&Path> {
+        match &self.inner.origin {
+            Origin::File(path) => Some(path),
+        }
+    }
+
+    /// The environment whose overrides the client applies; `None` for the base definitions.
+    pub fn environment(&self) -> Option<&str> {
+        self.inner.environment.as_deref()
+    }
+
+    /// The keys of the flags currently served, in definition order.
+    pub fn flag_keys(&self) -> Vec<String> {
+        match self.inner.snapshot.load().as_deref() {
+            Some(snapshot) => snapshot.engine.keys().map(str::to_owned).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The `SLUICE_FLAG_*` overrides in force on the current flags.
+    pub fn overrides(&self) -> Vec<Override> {
+        match self.inner.snapshot.load().as_deref() {
+            Some(snapshot) => snapshot.overrides.applied.clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The `SLUICE_FLAG_*` variables ignored on the current flags, and why. Each is also
+    /// logged with `tracing::warn!` when it first appears.
+    pub fn override_warnings(&self) -> Vec<OverrideWarning> {
+        match self.inner.snapshot.load().as_deref() {
+            Some(snapshot) => snapshot.overrides.warnings.clone(),
+            None => Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn value<T>(
+        &self,
+        flag: &str,
+        context: &Context,
+        default: T,
+        convert: impl FnOnce(&Value) -> Option<T>,
+    ) -> T {
+        let guard = self.inner.snapshot.load();
+        let Some(snapshot) = guard.as_deref() else {
+            return default;
+        };
+        let (evaluation, _) = snapshot.evaluate(flag, context);
+        evaluation.value.and_then(convert).unwrap_or(default)
+    }
+
+    fn typed_details<T>(
+        &self,
+        flag: &str,
+        context: &Context,
+        default: T,
+        convert: impl FnOnce(&Value) -> Option<T>,
+    ) -> Details<T> {
+        let guard = self.inner.snapshot.load();
+        let Some(snapshot) = guard.as_deref() else {
+            return Details::not_ready(flag, default);
+        };
+        let (evaluation, overridden) = snapshot.evaluate(flag, context);
+        Details::from_evaluation(flag, &evaluation, overridden, default, convert)
+    }
+
+    /// A boolean flag's value, or `default`.
+    #[inline]
+    pub fn bool(&self, flag: &str, context: &Context, default: bool) -> bool {
+        self.value(flag, context, default, Value::as_bool)
+    }
+
+    /// A string flag's value, or `default`.
+    pub fn string(&self, flag: &str, context: &Context, default: &str) -> String {
+        self.value(flag, context, None, |v| {
+            v.as_str().map(|text| Some(text.to_owned()))
+        })
+        .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A number flag's value, or `default`.
+    #[inline]
+    pub fn number(&self, flag: &str, context: &Context, default: f64) -> f64 {
+        self.value(flag, context, default, Value::as_f64)
+    }
+
+    /// A number flag's value as an integer, or `default` when it is not integral.
+    #[inline]
+    pub fn integer(&self, flag: &str, context: &Context, default: i64) -> i64 {
+        self.value(flag, context, default, Value::as_i64)
+    }
+
+    /// An object flag's value, or `default`.
+    pub fn json(&self, flag: &str, context: &Context, default: Value) -> Value {
+        self.value(flag, context, None, |v| {
+            v.is_object().then(|| Some(v.clone()))
+        })
+        .unwrap_or(default)
+    }
+
+    /// Evaluates a flag of any type and says how: `value` is `None` when the flag served
+    /// nothing and a caller's default would apply.
+    pub fn details(&self, flag: &str, context: &Context) -> Details<Option<Value>> {
+        self.typed_details(flag, context, None, |v| Some(Some(v.clone())))
+    }
+
+    /// [`Client::bool`] with the reason, variant, rule and error.
+    pub fn bool_details(&self, flag: &str, context: &Context, default: bool) -> Details<bool> {
+        self.typed_details(flag, context, default, Value::as_bool)
+    }
+
+    /// [`Client::string`] with the reason, variant, rule and error.
+    pub fn string_details(&self, flag: &str, context: &Context, default: &str) -> Details<String> {
+        self.typed_details(flag, context, default.to_owned(), |v| {
+            v.as_str().map(str::to_owned)
+        })
+    }
+
+    /// [`Client::number`] with the reason, variant, rule and error.
+    pub fn number_details(&self, flag: &str, context: &Context, default: f64) -> Details<f64> {
+        self.typed_details(flag, context, default, Value::as_f64)
+    }
+
+    /// [`Client::integer`] with the reason, variant, rule and error.
+    pub fn integer_details(&self, flag: &str, context: &Context, default: i64) -> Details<i64> {
+        self.typed_details(flag, context, default, Value::as_i64)
+    }
+
+    /// [`Client::json`] with the reason, variant, rule and error.
+    pub fn json_details(&self, flag: &str, context: &Context, default: Value) -> Details<Value> {
+        self.typed_details(flag, context, default, |v| v.is_object().then(|| v.clone()))
+    }
+}
