@@ -57,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .merge(audit::router())
         .merge(files::router())
         .merge(health::router())
+        .merge(stream::config_router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,

@@ -1,4 +1,5 @@
-//! `GET /api/v1/stream`: the live configuration feed for server SDKs.
+//! `GET /api/v1/stream`: the live configuration feed for server SDKs, and
+//! `GET /api/v1/config`: the same configuration for polling, with an ETag.
 //!
 //! On connect the stream sends the environment's whole configuration as a `put` event whose
 //! id is the configuration version, then one `put` per change. A client reconnecting with
@@ -10,7 +11,8 @@ use std::convert::Infallible;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures_util::Stream;
@@ -21,9 +23,41 @@ use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::TokenScope;
 
-/// The stream route.
+/// The stream route, which must not time out.
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/stream", get(stream))
+}
+
+/// The polling route.
+pub fn config_router() -> Router<AppState> {
+    Router::new().route("/api/v1/config", get(config))
+}
+
+/// The server token's environment configuration, as a `put` event would carry it. The ETag
+/// is the configuration version; a matching `If-None-Match` gets 304.
+async fn config(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Result<Response, ApiError> {
+    let environment = caller.environment(&[TokenScope::Server])?;
+    let current = state.configs().environment(environment).ok_or_else(|| {
+        ApiError::NotFound(format!("environment `{environment}` has no configuration"))
+    })?;
+    let etag = format!("\"{}\"", current.version);
+    let etag_header = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim().trim_start_matches("W/") == etag));
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
+    }
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::ETAG, etag_header),
+        ],
+        current.payload.to_string(),
+    )
+        .into_response())
 }
 
 fn put(config: &EnvConfig) -> Event {

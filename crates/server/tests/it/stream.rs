@@ -61,3 +61,35 @@ async fn client_tokens_cannot_read_rules() {
     let response = app.request(Method::GET, "/api/v1/stream", Some(&client)).send().await.unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn polling_answers_304_until_the_configuration_changes() {
+    let app = spawn_app().await;
+    app.create_flag("checkout", boolean_flag()).await;
+    let server = app.token("server", Some("production")).await;
+    let first = app.request(Method::GET, "/api/v1/config", Some(&server)).send().await.unwrap();
+    assert_eq!(first.status(), reqwest::StatusCode::OK);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(format!("\"{}\"", body["version"]), etag);
+
+    let same = app
+        .request(Method::GET, "/api/v1/config", Some(&server))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), reqwest::StatusCode::NOT_MODIFIED);
+
+    app.request(Method::POST, "/api/v1/flags/checkout/kill?env=production", Some(&app.admin))
+        .send()
+        .await
+        .unwrap();
+    let changed = app
+        .request(Method::GET, "/api/v1/config", Some(&server))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), reqwest::StatusCode::OK);
+}
