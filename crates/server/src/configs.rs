@@ -35,6 +35,8 @@ pub struct Loaded {
     pub version: i64,
     /// Compiled configurations by environment.
     pub environments: HashMap<String, Arc<EnvConfig>>,
+    /// The serialized source document, to tell whether a file reload changed anything.
+    pub source: String,
 }
 
 /// The served configuration, plus the last reload error.
@@ -77,6 +79,11 @@ impl Configs {
         self.last_error.store(Arc::new(None));
     }
 
+    /// Forgets the last reload error.
+    pub fn clear_error(&self) {
+        self.last_error.store(Arc::new(None));
+    }
+
     /// Records a failed reload; what is served does not change.
     pub fn record_error(&self, error: String) {
         self.last_error.store(Arc::new(Some(error)));
@@ -107,9 +114,11 @@ pub fn compile_snapshot(snapshot: &ConfigSnapshot) -> Result<Loaded, LoadError> 
 /// same flags in every default environment).
 pub fn compile_document(document: &Document, version: i64) -> Result<Loaded, LoadError> {
     let mut environments = HashMap::new();
+    let source;
     match document {
         Document::Sluice(file) => {
             let flags = serde_json::to_value(file).map_err(|e| LoadError::Io(e.to_string()))?;
+            source = flags.to_string();
             for name in file.environment_names() {
                 let engine = sluice_core::compile(file, Some(name)).map_err(LoadError::Invalid)?;
                 environments.insert(name.to_owned(), env_config(name, engine, version, "sluice", &flags));
@@ -117,6 +126,7 @@ pub fn compile_document(document: &Document, version: i64) -> Result<Loaded, Loa
         }
         Document::Flagd(file) => {
             let flags = file.to_value();
+            source = flags.to_string();
             for name in sluice_core::model::DEFAULT_ENVIRONMENTS {
                 let engine = file.compile().map_err(LoadError::Invalid)?;
                 environments.insert(name.to_owned(), env_config(name, engine, version, "flagd", &flags));
@@ -126,6 +136,7 @@ pub fn compile_document(document: &Document, version: i64) -> Result<Loaded, Loa
     Ok(Loaded {
         version,
         environments,
+        source,
     })
 }
 

@@ -144,7 +144,11 @@ impl AppState {
                 let _ = self.inner.changes.send(loaded);
                 Ok(())
             }
-            Ok(None) => Ok(()),
+            Ok(None) => {
+                // Nothing changed, and whatever failed before now loads.
+                self.inner.configs.clear_error();
+                Ok(())
+            }
             Err(error) => {
                 tracing::error!(%error, "configuration reload failed; still serving the last good one");
                 self.inner.configs.record_error(error.clone());
@@ -174,14 +178,19 @@ impl AppState {
 
     async fn load_files(&self, path: &std::path::Path) -> Result<Option<Loaded>, String> {
         let path = path.to_owned();
-        let version = self.inner.configs.current().map_or(1, |c| c.version + 1);
-        tokio::task::spawn_blocking(move || {
+        let current = self.inner.configs.current();
+        let version = current.as_ref().map_or(1, |c| c.version + 1);
+        let loaded = tokio::task::spawn_blocking(move || {
             let document = configs::read_flags_path(&path)?;
             configs::compile_document(&document, version)
         })
         .await
         .map_err(|e| e.to_string())?
-        .map(Some)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        // Touching a file without changing it is not a new version.
+        if current.is_some_and(|c| c.source == loaded.source) {
+            return Ok(None);
+        }
+        Ok(Some(loaded))
     }
 }
