@@ -1,5 +1,10 @@
-//! One module per subcommand.
+//! One module per subcommand: local ones read files, remote ones talk to a server through
+//! [`crate::client::Client`].
 
+pub mod apply;
+pub mod audit;
 pub mod eval;
+pub mod flags;
 pub mod serve;
+pub mod token;
 pub mod validate;

@@ -1,7 +1,9 @@
 //! The `sluice` command line: a thin clap front end over the library crates.
 
+mod client;
 mod commands;
 mod load;
+mod output;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -12,6 +14,31 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about)]
 struct Cli {
+    /// Print JSON for scripts instead of text for people (remote commands print the
+    /// server's JSON).
+    #[arg(long, global = true)]
+    json: bool,
+    /// The Sluice server that `flags`, `apply`, `audit` and `token` talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_URL",
+        value_name = "URL",
+        default_value = client::DEFAULT_URL,
+        help_heading = "Server"
+    )]
+    url: String,
+    /// The API token those commands present; an admin token for all of them. Prefer the
+    /// environment variable, which other users cannot see in the process list.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        help_heading = "Server"
+    )]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,6 +51,26 @@ enum Command {
     Eval(commands::eval::Args),
     /// Run the server: admin API, OFREP evaluation and live updates, on SQLite by default.
     Serve(sluice_server::ServeArgs),
+    /// List, show, kill and restore flags on a server.
+    Flags(commands::flags::Args),
+    /// Show how a flags file would change a server, then apply it.
+    ///
+    /// The file is validated locally first; errors are printed with their line and column
+    /// and nothing is sent. The diff is taken against the server's export, and the import is
+    /// refused if the server changed in between.
+    ///
+    /// The import is whole-file: every flag and segment on the server is replaced by the
+    /// file's, and flags the file lacks are deleted. Per-environment state (kill switches,
+    /// rules and default variants per environment) lives inside the file, under each flag's
+    /// `environments`, so `--env` only checks that the file defines that environment; a kill
+    /// made with `sluice flags kill` is undone by applying a file that does not record it.
+    ///
+    /// Without --yes, asks for confirmation on a terminal, and refuses when there is none.
+    Apply(commands::apply::Args),
+    /// List a server's audit log and verify its hash chain.
+    Audit(commands::audit::Args),
+    /// Create, list and revoke a server's API tokens.
+    Token(commands::token::Args),
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -38,13 +85,26 @@ fn init_tracing() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Validate(args) => commands::validate::run(&args),
-        Command::Eval(args) => commands::eval::run(&args),
+    let remote = || client::Client::new(&cli.url, cli.token.as_deref());
+    let result = match &cli.command {
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Eval(args) => commands::eval::run(args, cli.json),
         Command::Serve(args) => {
             init_tracing();
-            commands::serve::run(args)
+            commands::serve::run(args.clone())
         }
+        Command::Flags(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::flags::run(args, &client, cli.json)),
+        Command::Apply(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::apply::run(args, &client, cli.json)),
+        Command::Audit(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::audit::run(args, &client, cli.json)),
+        Command::Token(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::token::run(args, &client, cli.json)),
     };
     match result {
         Ok(code) => code,

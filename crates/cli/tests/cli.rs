@@ -54,8 +54,17 @@ fn validate_reports_every_error_and_exits_1() {
     let output = sluice(&["validate", good.to_str().unwrap(), bad.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let errors = stderr(&output);
-    assert!(errors.contains("bad.yaml:5:5: flags.a.default_variant: `off` is not a variant of this flag"), "{errors}");
-    assert!(errors.contains("bad.yaml:7:47: flags.a.rules[0].when[0].value: \"1.x\" is not a semver version"), "{errors}");
+    assert!(
+        errors
+            .contains("bad.yaml:5:5: flags.a.default_variant: `off` is not a variant of this flag"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(
+            "bad.yaml:7:47: flags.a.rules[0].when[0].value: \"1.x\" is not a semver version"
+        ),
+        "{errors}"
+    );
     assert!(errors.contains("bad.yaml: 2 errors"), "{errors}");
     assert!(stdout(&output).contains("good.json: ok"));
 }
@@ -87,13 +96,27 @@ fn eval_explains_the_deciding_rule() {
 
 #[test]
 fn eval_json_for_scripts_and_environments_apply() {
-    let output = sluice(&["eval", &example(), "legacy-invoice-pdf", "--env", "production", "--json"]);
+    let output = sluice(&[
+        "eval",
+        &example(),
+        "legacy-invoice-pdf",
+        "--env",
+        "production",
+        "--json",
+    ]);
     assert!(output.status.success());
     let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(result["reason"], "DISABLED");
     assert_eq!(result["value"], false);
 
-    let output = sluice(&["eval", &example(), "legacy-invoice-pdf", "--env", "staging", "--json"]);
+    let output = sluice(&[
+        "eval",
+        &example(),
+        "legacy-invoice-pdf",
+        "--env",
+        "staging",
+        "--json",
+    ]);
     let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(result["reason"], "STATIC");
     assert_eq!(result["value"], true);

@@ -30,9 +30,6 @@ pub struct Args {
     /// Evaluate every flag in the file.
     #[arg(long, conflicts_with = "flag")]
     all: bool,
-    /// Print JSON for scripts instead of text for people.
-    #[arg(long)]
-    json: bool,
 }
 
 fn read_context(args: &Args) -> anyhow::Result<Context> {
@@ -47,12 +44,12 @@ fn read_context(args: &Args) -> anyhow::Result<Context> {
                 ),
                 None => (text.to_owned(), "--context".to_owned()),
             };
-            serde_json::from_str(&text)
-                .with_context(|| format!("{origin} is not valid JSON"))?
+            serde_json::from_str(&text).with_context(|| format!("{origin} is not valid JSON"))?
         }
     };
-    let mut context = Context::from_value(value)
-        .ok_or_else(|| anyhow!("the context must be a JSON object, like {{\"targetingKey\": \"user-1\"}}"))?;
+    let mut context = Context::from_value(value).ok_or_else(|| {
+        anyhow!("the context must be a JSON object, like {{\"targetingKey\": \"user-1\"}}")
+    })?;
     if let Some(key) = &args.key {
         context = context.set(sluice_core::TARGETING_KEY, key.clone());
     }
@@ -100,7 +97,11 @@ fn print_text(out: &mut impl Write, key: &str, evaluation: &Evaluation<'_>) -> s
         .value
         .map_or_else(|| "(caller's default)".to_owned(), Value::to_string);
     let variant = evaluation.variant.unwrap_or("-");
-    write!(out, "{key} = {value}  variant={variant} reason={}", evaluation.reason.as_str())?;
+    write!(
+        out,
+        "{key} = {value}  variant={variant} reason={}",
+        evaluation.reason.as_str()
+    )?;
     let why = explain(evaluation);
     if !why.is_empty() {
         write!(out, "  ({why})")?;
@@ -108,12 +109,15 @@ fn print_text(out: &mut impl Write, key: &str, evaluation: &Evaluation<'_>) -> s
     writeln!(out)
 }
 
-/// Evaluates and prints. Exits 1 when the file is invalid or the flag does not exist.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+/// Evaluates and prints, as JSON with the global `--json`. Exits 1 when the file is invalid
+/// or the flag does not exist.
+pub fn run(args: &Args, json: bool) -> anyhow::Result<ExitCode> {
     let source = match read_source(&args.file) {
         Ok(source) => source,
         Err(LoadError::Io(error)) => return Err(error),
-        Err(LoadError::Invalid(errors)) => bail!("{}: invalid flag file\n{errors}", args.file.display()),
+        Err(LoadError::Invalid(errors)) => {
+            bail!("{}: invalid flag file\n{errors}", args.file.display())
+        }
     };
     let engine: Engine = source
         .compile(args.env.as_deref())
@@ -127,9 +131,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .collect(),
     };
     let mut stdout = std::io::stdout().lock();
-    if args.json {
+    if json {
         let items: Vec<Value> = results.iter().map(|(key, e)| to_json(key, e)).collect();
-        let document = if args.all { Value::Array(items) } else { items.into_iter().next().unwrap_or_default() };
+        let document = if args.all {
+            Value::Array(items)
+        } else {
+            items.into_iter().next().unwrap_or_default()
+        };
         writeln!(stdout, "{}", serde_json::to_string_pretty(&document)?)?;
     } else {
         for (key, evaluation) in &results {
@@ -139,5 +147,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let not_found = results
         .iter()
         .any(|(_, e)| e.error == Some(ErrorCode::FlagNotFound));
-    Ok(if not_found { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if not_found {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

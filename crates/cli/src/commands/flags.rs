@@ -1,0 +1,139 @@
+//! `sluice flags list|get|kill|restore`: read flags on a server and flip their kill switch.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::client::{Client, StoredFlag};
+use crate::output::{enabled_in, on_off, print_json, print_table, state, table, time};
+
+/// Arguments of `sluice flags`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// List every flag with its type, kill switch per environment and version.
+    List,
+    /// Show one flag: its versions, times, kill switches and full definition.
+    Get {
+        /// The flag key.
+        key: String,
+    },
+    /// Turn a flag off in one environment: it serves its off variant (or the caller's
+    /// default when it has none) until restored.
+    Kill(Switch),
+    /// Turn a killed flag back on in one environment: its rules apply again.
+    Restore(Switch),
+}
+
+/// The flag, the environment and why, for `kill` and `restore`.
+#[derive(Debug, clap::Args)]
+struct Switch {
+    /// The flag key.
+    key: String,
+    /// The environment, such as `production`.
+    #[arg(long, short)]
+    env: String,
+    /// Why, for the audit log.
+    #[arg(long, short)]
+    reason: Option<String>,
+}
+
+/// Runs a `flags` subcommand against `client`.
+pub fn run(args: &Args, client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match &args.command {
+        Command::List => {
+            let reply = client.list_flags()?;
+            if json {
+                return print_json(&mut stdout, &reply.json).map(|()| ExitCode::SUCCESS);
+            }
+            if reply.data.flags.is_empty() {
+                writeln!(
+                    stdout,
+                    "No flags on {}; add some with `sluice apply FILE`.",
+                    client.base_url()
+                )?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut rows = table(&[
+                "KEY", "TYPE", "STATE", "DEFAULT", "RULES", "VERSION", "UPDATED",
+            ]);
+            for flag in &reply.data.flags {
+                let definition = &flag.definition;
+                rows.add_row(vec![
+                    flag.key.clone(),
+                    definition.flag_type.as_str().to_owned(),
+                    state(definition),
+                    definition.default_variant.clone(),
+                    definition.rules.len().to_string(),
+                    flag.version.to_string(),
+                    time(flag.updated_at),
+                ]);
+            }
+            print_table(&mut stdout, &rows)?;
+        }
+        Command::Get { key } => {
+            let reply = client.get_flag(key)?;
+            if json {
+                return print_json(&mut stdout, &reply.json).map(|()| ExitCode::SUCCESS);
+            }
+            print_flag(&mut stdout, &reply.data)?;
+        }
+        Command::Kill(switch) | Command::Restore(switch) => {
+            let enabled = matches!(args.command, Command::Restore(_));
+            let reply =
+                client.set_enabled(&switch.key, &switch.env, switch.reason.as_deref(), enabled)?;
+            if json {
+                return print_json(&mut stdout, &reply.json).map(|()| ExitCode::SUCCESS);
+            }
+            let flag = &reply.data;
+            let now = on_off(enabled_in(&flag.definition, &switch.env));
+            let what = if enabled {
+                "restored: its rules and default apply again"
+            } else if flag.definition.off_variant.is_some() {
+                "killed: it serves its off variant"
+            } else {
+                "killed: callers get their own default"
+            };
+            writeln!(
+                stdout,
+                "{} in {}: {what} (now {now}, flag version {}).",
+                flag.key, switch.env, flag.version
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_flag(out: &mut impl Write, flag: &StoredFlag) -> anyhow::Result<()> {
+    let definition = &flag.definition;
+    let mut rows = table(&["FIELD", "VALUE"]);
+    rows.add_row(vec!["key".to_owned(), flag.key.clone()]);
+    rows.add_row(vec![
+        "type".to_owned(),
+        definition.flag_type.as_str().to_owned(),
+    ]);
+    rows.add_row(vec!["state".to_owned(), state(definition)]);
+    rows.add_row(vec!["version".to_owned(), flag.version.to_string()]);
+    rows.add_row(vec!["created".to_owned(), time(flag.created_at)]);
+    rows.add_row(vec!["updated".to_owned(), time(flag.updated_at)]);
+    if let Some(owner) = &definition.owner {
+        rows.add_row(vec!["owner".to_owned(), owner.clone()]);
+    }
+    if let Some(description) = &definition.description {
+        rows.add_row(vec!["description".to_owned(), description.clone()]);
+    }
+    print_table(out, &rows)?;
+    let yaml = yaml_serde::to_string(definition).context("cannot show the definition as YAML")?;
+    writeln!(out, "definition:")?;
+    for line in yaml.lines() {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}
