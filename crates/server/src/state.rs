@@ -136,6 +136,12 @@ impl AppState {
             None => self.load_store().await,
         };
         self.inner.tokens.clear();
+        // A write that leaves every flag and segment as it was (a token, an environment's
+        // description, a file touched without change) is not a new configuration for SDKs.
+        let current = self.inner.configs.current();
+        let result = result.map(|loaded| {
+            loaded.filter(|l| current.as_ref().is_none_or(|c| c.source != l.source))
+        });
         match result {
             Ok(Some(loaded)) => {
                 let loaded = Arc::new(loaded);
@@ -178,8 +184,7 @@ impl AppState {
 
     async fn load_files(&self, path: &std::path::Path) -> Result<Option<Loaded>, String> {
         let path = path.to_owned();
-        let current = self.inner.configs.current();
-        let version = current.as_ref().map_or(1, |c| c.version + 1);
+        let version = self.inner.configs.current().map_or(1, |c| c.version + 1);
         let loaded = tokio::task::spawn_blocking(move || {
             let document = configs::read_flags_path(&path)?;
             configs::compile_document(&document, version)
@@ -187,10 +192,6 @@ impl AppState {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-        // Touching a file without changing it is not a new version.
-        if current.is_some_and(|c| c.source == loaded.source) {
-            return Ok(None);
-        }
         Ok(Some(loaded))
     }
 }
