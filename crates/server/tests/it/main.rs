@@ -1,6 +1,12 @@
 //! Integration tests: a real server on an ephemeral port over a real SQLite file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod api;
+mod auth_matrix;
+mod conformance;
+mod gitops;
 mod helpers;
 mod ofrep;
+mod ofrep_client;
 mod stream;

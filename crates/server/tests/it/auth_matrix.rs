@@ -1,0 +1,719 @@
+//! The auth matrix: every route the router serves, called with every kind of credential.
+//!
+//! [`routes`] must list every route (method and path) that a `.route(…)` in `src/` declares;
+//! `the_route_table_lists_every_route` reads the sources at test time and fails when one is
+//! missing or stale, so a new route cannot slip past this test. Each route names the least
+//! access that may use it. Only credentials with that access may get 2xx or 304; the others
+//! get 401 when they are no live token (none, malformed, unknown, revoked) and 403 when the
+//! token's scope is wrong. Environment-scoped routes serve a staging token staging's data,
+//! which is checked too. No response to a client token may carry rules (`"rules"` or
+//! `"when"`), except public documentation that anyone may read.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, boolean_flag, spawn_app};
+
+/// A credential to call with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    None,
+    Malformed,
+    /// `sluice_` and 64 hex digits, matching no token.
+    Unknown,
+    Revoked,
+    ClientProduction,
+    ServerProduction,
+    ClientStaging,
+    ServerStaging,
+    Admin,
+}
+
+const CREDENTIALS: [Credential; 9] = [
+    Credential::None,
+    Credential::Malformed,
+    Credential::Unknown,
+    Credential::Revoked,
+    Credential::ClientProduction,
+    Credential::ServerProduction,
+    Credential::ClientStaging,
+    Credential::ServerStaging,
+    Credential::Admin,
+];
+
+impl Credential {
+    /// Whether this is no live token at all, which is a 401 everywhere it is not public.
+    fn unauthenticated(self) -> bool {
+        matches!(
+            self,
+            Credential::None | Credential::Malformed | Credential::Unknown | Credential::Revoked
+        )
+    }
+
+    fn is_client(self) -> bool {
+        matches!(
+            self,
+            Credential::ClientProduction | Credential::ClientStaging
+        )
+    }
+
+    /// The environment of an environment-scoped token.
+    fn environment(self) -> Option<&'static str> {
+        match self {
+            Credential::ClientProduction | Credential::ServerProduction => Some("production"),
+            Credential::ClientStaging | Credential::ServerStaging => Some("staging"),
+            _ => None,
+        }
+    }
+}
+
+/// The least access a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Anyone, with or without a credential.
+    Public,
+    /// A client or server token, which selects the environment evaluated.
+    Evaluate,
+    /// A server token, which selects the environment whose configuration is read.
+    Server,
+    /// An admin token.
+    Admin,
+}
+
+impl Access {
+    fn allows(self, credential: Credential) -> bool {
+        match self {
+            Access::Public => true,
+            Access::Evaluate => matches!(
+                credential,
+                Credential::ClientProduction
+                    | Credential::ServerProduction
+                    | Credential::ClientStaging
+                    | Credential::ServerStaging
+            ),
+            Access::Server => matches!(
+                credential,
+                Credential::ServerProduction | Credential::ServerStaging
+            ),
+            Access::Admin => credential == Credential::Admin,
+        }
+    }
+
+    /// The least credential that succeeds, for the table's readers and its messages.
+    fn minimal(self) -> &'static str {
+        match self {
+            Access::Public => "none",
+            Access::Evaluate => "client (production)",
+            Access::Server => "server (production)",
+            Access::Admin => "admin",
+        }
+    }
+}
+
+/// What a route is sent.
+#[derive(Debug, Clone)]
+enum Body {
+    Empty,
+    Json(Value),
+    /// The current export, fetched just before the call (an import that changes nothing).
+    CurrentExport,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+struct Route {
+    method: Method,
+    /// The path as the router declares it.
+    template: &'static str,
+    /// The path with real keys and names filled in.
+    path: String,
+    access: Access,
+    body: Body,
+    /// A server-sent event stream, which never ends by itself.
+    stream: bool,
+}
+
+/// Names of the fixtures the table's paths refer to.
+struct Fixtures {
+    /// A token id that the DELETE route revokes.
+    victim_token: String,
+}
+
+/// Every route the router serves. Keep it complete: the sources are checked against it.
+fn routes(fixtures: &Fixtures) -> Vec<Route> {
+    use Access::{Admin, Evaluate, Public, Server};
+    let row =
+        |method: Method, template: &'static str, path: &str, access: Access, body: Body| Route {
+            method,
+            template,
+            path: path.to_owned(),
+            access,
+            body,
+            stream: false,
+        };
+    let json = Body::Json;
+    let evaluation = json!({"context": {"targetingKey": "user-1"}});
+    vec![
+        // Public: health, documentation and metrics.
+        row(Method::GET, "/health", "/health", Public, Body::Empty),
+        row(Method::GET, "/ready", "/ready", Public, Body::Empty),
+        row(Method::GET, "/metrics", "/metrics", Public, Body::Empty),
+        row(
+            Method::GET,
+            "/api/v1/openapi.json",
+            "/api/v1/openapi.json",
+            Public,
+            Body::Empty,
+        ),
+        row(Method::GET, "/api/docs", "/api/docs", Public, Body::Empty),
+        // OFREP: client or server tokens.
+        row(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags/{key}",
+            "/ofrep/v1/evaluate/flags/env-probe",
+            Evaluate,
+            json(evaluation.clone()),
+        ),
+        row(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags",
+            "/ofrep/v1/evaluate/flags",
+            Evaluate,
+            json(evaluation),
+        ),
+        Route {
+            stream: true,
+            ..row(
+                Method::GET,
+                "/ofrep/v1/events",
+                "/ofrep/v1/events",
+                Evaluate,
+                Body::Empty,
+            )
+        },
+        // Server SDKs: server tokens only.
+        Route {
+            stream: true,
+            ..row(
+                Method::GET,
+                "/api/v1/stream",
+                "/api/v1/stream",
+                Server,
+                Body::Empty,
+            )
+        },
+        row(
+            Method::GET,
+            "/api/v1/config",
+            "/api/v1/config",
+            Server,
+            Body::Empty,
+        ),
+        // Admin: reads.
+        row(
+            Method::GET,
+            "/api/v1/status",
+            "/api/v1/status",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/flags",
+            "/api/v1/flags",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/flags/{key}",
+            "/api/v1/flags/checkout",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/segments",
+            "/api/v1/segments",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/segments/{name}",
+            "/api/v1/segments/beta",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/environments",
+            "/api/v1/environments",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/environments/{name}",
+            "/api/v1/environments/staging",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/audit",
+            "/api/v1/audit?resource=flag:checkout",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/audit/verify",
+            "/api/v1/audit/verify",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/export",
+            "/api/v1/export?format=json",
+            Admin,
+            Body::Empty,
+        ),
+        // Admin: writes, each on its own resource so that every admin call can succeed.
+        row(
+            Method::POST,
+            "/api/v1/flags/{key}",
+            "/api/v1/flags/matrix-created",
+            Admin,
+            json(boolean_flag()),
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/flags/{key}",
+            "/api/v1/flags/checkout",
+            Admin,
+            json(boolean_flag()),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/flags/{key}/kill",
+            "/api/v1/flags/checkout/kill?env=production",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/flags/{key}/restore",
+            "/api/v1/flags/checkout/restore?env=production",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/flags/{key}",
+            "/api/v1/flags/doomed-flag",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/segments/{name}",
+            "/api/v1/segments/matrix-created",
+            Admin,
+            json(segment()),
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/segments/{name}",
+            "/api/v1/segments/beta",
+            Admin,
+            json(segment()),
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/segments/{name}",
+            "/api/v1/segments/doomed-segment",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/environments/{name}",
+            "/api/v1/environments/matrix-created",
+            Admin,
+            json(json!({"description": "made by the auth matrix"})),
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/environments/{name}",
+            "/api/v1/environments/staging",
+            Admin,
+            json(json!({"description": "pre-production"})),
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/environments/{name}",
+            "/api/v1/environments/doomed-env",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            Admin,
+            json(json!({"name": "matrix", "scope": "client", "environment": "production"})),
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            &format!("/api/v1/tokens/{}", fixtures.victim_token),
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/import",
+            "/api/v1/import?reason=auth-matrix",
+            Admin,
+            Body::CurrentExport,
+        ),
+    ]
+}
+
+fn segment() -> Value {
+    json!({"when": [{"attribute": "plan", "op": "eq", "value": "beta"}]})
+}
+
+/// A flag that is on in production and disabled in staging, to tell environments apart.
+fn env_probe() -> Value {
+    json!({
+        "type": "boolean",
+        "variants": {"on": true, "off": false},
+        "default_variant": "on",
+        "off_variant": "off",
+        "environments": {"staging": {"enabled": false}}
+    })
+}
+
+/// Creates a token; returns its id and secret.
+async fn create_token(app: &TestApp, scope: &str, environment: Option<&str>) -> (String, String) {
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v1/tokens",
+            json!({"name": format!("matrix {scope}"), "scope": scope, "environment": environment}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (
+        body["id"].as_str().unwrap().to_owned(),
+        body["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Reads the first complete server-sent event frame, or what arrived within five seconds.
+async fn first_frame(response: reqwest::Response) -> String {
+    let mut stream = response.bytes_stream();
+    let mut text = String::new();
+    let read = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("\n\n") {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    text
+}
+
+/// The JSON `data` of the first event in a frame.
+fn event_data(frame: &str) -> Option<Value> {
+    let data: String = frame
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(str::trim_start)
+        .collect();
+    serde_json::from_str(&data).ok()
+}
+
+/// For a 2xx on an environment-scoped route: does the body belong to the token's environment?
+fn environment_mismatch(route: &Route, credential: Credential, body: &str) -> Option<String> {
+    let environment = credential.environment()?;
+    // `env-probe` is disabled in staging only.
+    let probe_reason = if environment == "staging" {
+        "DISABLED"
+    } else {
+        "STATIC"
+    };
+    let json = || serde_json::from_str::<Value>(body).unwrap_or(Value::Null);
+    let (what, actual, expected) = match route.template {
+        "/ofrep/v1/evaluate/flags/{key}" => {
+            ("reason", json()["reason"].clone(), json!(probe_reason))
+        }
+        "/ofrep/v1/evaluate/flags" => {
+            let all = json();
+            let probe = all["flags"]
+                .as_array()
+                .and_then(|flags| flags.iter().find(|f| f["key"] == "env-probe"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            (
+                "env-probe's reason",
+                probe["reason"].clone(),
+                json!(probe_reason),
+            )
+        }
+        "/api/v1/config" => (
+            "environment",
+            json()["environment"].clone(),
+            json!(environment),
+        ),
+        "/api/v1/stream" => (
+            "environment",
+            event_data(body).map_or(Value::Null, |data| data["environment"].clone()),
+            json!(environment),
+        ),
+        _ => return None,
+    };
+    (actual != expected)
+        .then(|| format!("{what} is {actual}, expected {expected} for a {environment} token"))
+}
+
+#[tokio::test]
+async fn every_route_answers_only_the_credentials_it_should() {
+    let app = spawn_app().await;
+    app.create_flag("checkout", boolean_flag()).await;
+    app.create_flag("env-probe", env_probe()).await;
+    app.create_flag("doomed-flag", boolean_flag()).await;
+    for name in ["beta", "doomed-segment"] {
+        let (status, body) = app
+            .admin_json(Method::POST, &format!("/api/v1/segments/{name}"), segment())
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = app
+        .admin_json(Method::POST, "/api/v1/environments/doomed-env", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (_, client_production) = create_token(&app, "client", Some("production")).await;
+    let (_, server_production) = create_token(&app, "server", Some("production")).await;
+    let (_, client_staging) = create_token(&app, "client", Some("staging")).await;
+    let (_, server_staging) = create_token(&app, "server", Some("staging")).await;
+    let (victim_token, _) = create_token(&app, "client", Some("production")).await;
+    let (revoked_id, revoked) = create_token(&app, "server", Some("production")).await;
+    let response = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{revoked_id}"),
+            Some(&app.admin),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let unknown = format!("sluice_{}", "0123456789abcdef".repeat(4));
+
+    let secret = |credential: Credential| -> Option<&str> {
+        match credential {
+            Credential::None => None,
+            Credential::Malformed => Some("not a sluice token"),
+            Credential::Unknown => Some(&unknown),
+            Credential::Revoked => Some(&revoked),
+            Credential::ClientProduction => Some(&client_production),
+            Credential::ServerProduction => Some(&server_production),
+            Credential::ClientStaging => Some(&client_staging),
+            Credential::ServerStaging => Some(&server_staging),
+            Credential::Admin => Some(&app.admin),
+        }
+    };
+
+    let table = routes(&Fixtures { victim_token });
+    let mut problems = Vec::new();
+    let mut calls = 0;
+    for route in &table {
+        // Admin last, so that a write wrongly allowed to another credential meets a resource
+        // that still exists and shows as an unexpected 2xx.
+        for credential in CREDENTIALS {
+            calls += 1;
+            let mut request = app.request(route.method.clone(), &route.path, secret(credential));
+            request = match &route.body {
+                Body::Empty => request,
+                Body::Json(body) => request.json(body),
+                Body::CurrentExport => {
+                    let (status, export) = app.get("/api/v1/export", &app.admin).await;
+                    assert_eq!(status, StatusCode::OK, "{export}");
+                    request.json(&export)
+                }
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let success = status.is_success() || status == StatusCode::NOT_MODIFIED;
+            let body = if route.stream && success {
+                // Only what a client could read first: the stream never ends.
+                if credential.is_client() || route.template == "/api/v1/stream" {
+                    first_frame(response).await
+                } else {
+                    String::new()
+                }
+            } else {
+                response.text().await.unwrap_or_default()
+            };
+            let label = format!("{} {} with {credential:?}", route.method, route.path);
+            let allowed = route.access.allows(credential);
+            if allowed && !success {
+                problems.push(format!(
+                    "{label}: {status}, expected success (least access: {}): {body}",
+                    route.access.minimal()
+                ));
+            } else if !allowed && success {
+                problems.push(format!("{label}: UNEXPECTED {status}: {body}"));
+            } else if !allowed {
+                let expected = if credential.unauthenticated() {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                if status != expected {
+                    problems.push(format!("{label}: {status}, expected {expected}: {body}"));
+                }
+            } else if let Some(mismatch) = environment_mismatch(route, credential, &body) {
+                problems.push(format!("{label}: {mismatch}"));
+            }
+            if credential.is_client()
+                && route.access != Access::Public
+                && (body.contains("\"rules\"") || body.contains("\"when\""))
+            {
+                problems.push(format!("{label}: a client token received rules: {body}"));
+            }
+        }
+    }
+    assert!(calls >= table.len() * CREDENTIALS.len());
+    assert!(
+        problems.is_empty(),
+        "{} problems in the auth matrix:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// Every `(METHOD, path)` a `.route(…)` call in the server's sources declares.
+fn declared_routes() -> BTreeSet<(String, String)> {
+    let method =
+        regex::Regex::new(r"\b(get|post|put|delete|patch|head|options|trace|any|on)\(").unwrap();
+    let mut files = Vec::new();
+    let mut pending = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    for file in files {
+        let text: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find(".route(") {
+            let call = &rest[start + ".route(".len()..];
+            // The call's arguments, up to its closing parenthesis.
+            let mut depth = 1;
+            let end = call
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .unwrap_or_else(|| panic!("{}: unclosed .route(", file.display()));
+            let arguments = &call[..end];
+            let path = arguments
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|p| p.split_once('"'))
+                .map(|(path, _)| path.to_owned())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: a .route( whose path is not a literal: {arguments}",
+                        file.display()
+                    )
+                });
+            let methods: Vec<&str> = method
+                .captures_iter(arguments)
+                .map(|c| c.get(1).unwrap().as_str())
+                .collect();
+            assert!(
+                !methods.is_empty(),
+                "{}: no method in .route({arguments})",
+                file.display()
+            );
+            for name in methods {
+                assert!(
+                    !matches!(name, "any" | "on"),
+                    "{}: `{name}(…)` on {path}: list its methods in the auth matrix by hand",
+                    file.display()
+                );
+                found.insert((name.to_uppercase(), path.clone()));
+            }
+            rest = &call[end..];
+        }
+    }
+    found
+}
+
+#[test]
+fn the_route_table_lists_every_route() {
+    let fixtures = Fixtures {
+        victim_token: "tok_0".into(),
+    };
+    let table: BTreeSet<(String, String)> = routes(&fixtures)
+        .iter()
+        .map(|r| (r.method.to_string(), r.template.to_owned()))
+        .collect();
+    assert_eq!(
+        table.len(),
+        routes(&fixtures).len(),
+        "the table lists a route twice"
+    );
+    let declared = declared_routes();
+    let missing: Vec<_> = declared.difference(&table).collect();
+    let stale: Vec<_> = table.difference(&declared).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "the auth matrix's route table is out of date.\n  declared in src/ but not in the table: {missing:?}\n  \
+         in the table but not declared: {stale:?}"
+    );
+    let paths: BTreeSet<&str> = declared.iter().map(|(_, path)| path.as_str()).collect();
+    assert!(
+        paths.len() >= 20,
+        "only {} distinct paths were found in src/",
+        paths.len()
+    );
+}
