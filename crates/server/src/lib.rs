@@ -10,6 +10,7 @@
 pub mod config;
 pub mod configs;
 pub mod http;
+pub mod metrics;
 pub mod state;
 pub mod store;
 pub mod tokens;

@@ -161,6 +161,7 @@ async fn evaluate(
         ApiError::NotFound(format!("environment `{environment}` has no configuration"))
     })?;
     let evaluation = config.engine.evaluate(&key, &context);
+    crate::metrics::count_evaluation(&key, &evaluation);
     let (status, body) = evaluation_response(&key, &evaluation);
     Ok(with_etag(&headers, status, &body))
 }
@@ -182,7 +183,10 @@ async fn evaluate_all(
     let flags: Vec<Value> = config
         .engine
         .evaluate_all(&context)
-        .map(|(key, evaluation)| evaluation_response(key, &evaluation).1)
+        .map(|(key, evaluation)| {
+            crate::metrics::count_evaluation(key, &evaluation);
+            evaluation_response(key, &evaluation).1
+        })
         .collect();
     let mut response = json!({ "flags": flags, "metadata": {} });
     if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
@@ -206,7 +210,10 @@ async fn events(
     let mut changes = state.subscribe();
     let mut shutdown = state.shutdown_signal();
     let heartbeat = state.settings().heartbeat;
+    let connection = crate::metrics::stream_connected("/ofrep/v1/events");
     let stream = async_stream::stream! {
+        // Counted as connected until the stream is dropped.
+        let _connection = connection;
         loop {
             let received = tokio::select! {
                 received = changes.recv() => received,

@@ -84,7 +84,10 @@ async fn stream(
         .and_then(|v| v.trim().parse().ok());
     let mut shutdown = state.shutdown_signal();
     let heartbeat = state.settings().heartbeat;
+    let connection = crate::metrics::stream_connected("/api/v1/stream");
     let stream = async_stream::stream! {
+        // Counted as connected until the stream is dropped.
+        let _connection = connection;
         let mut sent = last_seen;
         if sent != Some(current.version) {
             sent = Some(current.version);
