@@ -1,6 +1,7 @@
 //! What every handler shares: the store, the compiled configurations, the token cache and
 //! the change feed, plus the background task that keeps them current.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,6 +34,8 @@ struct Inner {
     /// Serializes reloads, so an older configuration never replaces a newer one.
     reloading: Mutex<()>,
     shutdown: watch::Sender<bool>,
+    /// Ids of revoked tokens; live streams opened with one of them end when it appears.
+    revoked: watch::Sender<Arc<HashSet<String>>>,
 }
 
 /// Milliseconds since the Unix epoch, from the system clock.
@@ -58,6 +61,7 @@ impl AppState {
                 replica,
                 reloading: Mutex::new(()),
                 shutdown: watch::channel(false).0,
+                revoked: watch::channel(Arc::new(HashSet::new())).0,
             }),
         }
     }
@@ -116,6 +120,30 @@ impl AppState {
         self.inner.leader.store(leader, Ordering::Relaxed);
     }
 
+    /// A receiver of the set of revoked token ids, which changes when a token is revoked.
+    pub fn revocations(&self) -> watch::Receiver<Arc<HashSet<String>>> {
+        self.inner.revoked.subscribe()
+    }
+
+    /// Re-reads which tokens are revoked, telling live streams when the set grows.
+    async fn refresh_revoked(&self) {
+        let Ok(tokens) = self.inner.store.list_tokens().await else {
+            return;
+        };
+        let revoked: HashSet<String> = tokens
+            .into_iter()
+            .filter(|t| t.revoked_at_ms.is_some())
+            .map(|t| t.id)
+            .collect();
+        self.inner.revoked.send_if_modified(|current| {
+            if **current == revoked {
+                return false;
+            }
+            *current = Arc::new(revoked);
+            true
+        });
+    }
+
     /// A receiver that changes when the server begins to shut down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.subscribe()
@@ -136,6 +164,7 @@ impl AppState {
             None => self.load_store().await,
         };
         self.inner.tokens.clear();
+        self.refresh_revoked().await;
         // A write that leaves every flag and segment as it was (a token, an environment's
         // description, a file touched without change) is not a new configuration for SDKs.
         let current = self.inner.configs.current();

@@ -17,7 +17,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
-use serde::Deserialize;
+use serde::ser::{SerializeMap as _, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use sluice_core::{Context, ErrorCode, Evaluation};
@@ -61,22 +62,50 @@ fn read_context(body: &[u8]) -> Result<Context, String> {
     }
 }
 
-fn success_body(key: &str, evaluation: &Evaluation<'_>) -> Value {
-    let mut body = Map::new();
-    body.insert("key".into(), Value::String(key.to_owned()));
-    if let Some(value) = evaluation.value {
-        body.insert("value".into(), value.clone());
+/// One evaluation in OFREP's shape, borrowed from the engine and serialized straight to
+/// bytes, without building a `Value` tree (which dominated bulk evaluation).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer<'a> {
+    /// The value, variant, reason and the flag's metadata.
+    Success {
+        /// The flag key.
+        key: &'a str,
+        /// The value; absent when the caller's default applies.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value: Option<&'a Value>,
+        /// The variant.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        variant: Option<&'a str>,
+        /// Why.
+        reason: &'static str,
+        /// The flag's metadata.
+        metadata: Metadata<'a>,
+    },
+    /// The error code and a sentence.
+    Failure {
+        /// The flag key.
+        key: &'a str,
+        /// OpenFeature's error code.
+        #[serde(rename = "errorCode")]
+        error_code: &'static str,
+        /// What went wrong.
+        #[serde(rename = "errorDetails")]
+        error_details: &'a str,
+    },
+}
+
+/// A flag's metadata, serialized as `{}` when there is no flag.
+#[derive(Debug)]
+pub struct Metadata<'a>(Option<&'a Map<String, Value>>);
+
+impl Serialize for Metadata<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(map) => map.serialize(serializer),
+            None => serializer.serialize_map(Some(0))?.end(),
+        }
     }
-    if let Some(variant) = evaluation.variant {
-        body.insert("variant".into(), Value::String(variant.to_owned()));
-    }
-    body.insert("reason".into(), Value::String(evaluation.reason.as_str().to_owned()));
-    let metadata = evaluation
-        .flag
-        .map(|flag| Value::Object(flag.metadata.clone()))
-        .unwrap_or_else(|| json!({}));
-    body.insert("metadata".into(), metadata);
-    Value::Object(body)
 }
 
 fn error_body(key: &str, code: ErrorCode, details: &str) -> Value {
@@ -84,9 +113,21 @@ fn error_body(key: &str, code: ErrorCode, details: &str) -> Value {
 }
 
 /// The OFREP status and body for one evaluation.
-pub fn evaluation_response(key: &str, evaluation: &Evaluation<'_>) -> (StatusCode, Value) {
+pub fn evaluation_response<'a>(
+    key: &'a str,
+    evaluation: &'a Evaluation<'_>,
+) -> (StatusCode, Answer<'a>) {
     match evaluation.error {
-        None => (StatusCode::OK, success_body(key, evaluation)),
+        None => (
+            StatusCode::OK,
+            Answer::Success {
+                key,
+                value: evaluation.value,
+                variant: evaluation.variant,
+                reason: evaluation.reason.as_str(),
+                metadata: Metadata(evaluation.flag.map(|flag| &flag.metadata)),
+            },
+        ),
         Some(code) => {
             let status = if code == ErrorCode::FlagNotFound {
                 StatusCode::NOT_FOUND
@@ -94,14 +135,28 @@ pub fn evaluation_response(key: &str, evaluation: &Evaluation<'_>) -> (StatusCod
                 StatusCode::BAD_REQUEST
             };
             let details = evaluation.error_message.as_deref().unwrap_or(code.as_str());
-            (status, error_body(key, code, details))
+            (
+                status,
+                Answer::Failure {
+                    key,
+                    error_code: code.as_str(),
+                    error_details: details,
+                },
+            )
         }
     }
 }
 
-fn etag_of(body: &[u8]) -> String {
+/// `"` + the first 12 bytes of the body's SHA-256 in hex + `"`, without allocating.
+fn etag_of(body: &[u8]) -> [u8; 26] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(body);
-    format!("\"{}\"", hex::encode(&digest[..12]))
+    let mut etag = [b'"'; 26];
+    for (i, byte) in digest.iter().take(12).enumerate() {
+        etag[1 + 2 * i] = HEX[usize::from(byte >> 4)];
+        etag[2 + 2 * i] = HEX[usize::from(byte & 0x0f)];
+    }
+    etag
 }
 
 fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
@@ -115,11 +170,15 @@ fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// A JSON response with an ETag, or 304 when the caller already has it.
-fn with_etag(headers: &HeaderMap, status: StatusCode, body: &Value) -> Response {
-    let bytes = body.to_string().into_bytes();
+fn with_etag(headers: &HeaderMap, status: StatusCode, body: &impl Serialize) -> Response {
+    let bytes = match serde_json::to_vec(body) {
+        Ok(bytes) => bytes,
+        Err(error) => return ApiError::Internal(error.into()).into_response(),
+    };
     let etag = etag_of(&bytes);
-    let etag_header = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
-    if status == StatusCode::OK && matches_etag(headers, &etag) {
+    let etag = std::str::from_utf8(&etag).unwrap_or("\"\"");
+    let etag_header = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
+    if status == StatusCode::OK && matches_etag(headers, etag) {
         return (
             StatusCode::NOT_MODIFIED,
             [(header::ETAG, etag_header)],
@@ -166,6 +225,25 @@ async fn evaluate(
     Ok(with_etag(&headers, status, &body))
 }
 
+/// The bulk answer: every flag's evaluation, and where to listen for changes.
+#[derive(Debug, Serialize)]
+struct Bulk<'a> {
+    flags: Vec<Answer<'a>>,
+    metadata: Metadata<'a>,
+    #[serde(rename = "eventStreams", skip_serializing_if = "Option::is_none")]
+    event_streams: Option<[EventStream; 1]>,
+}
+
+/// An OFREP event stream advertisement.
+#[derive(Debug, Serialize)]
+struct EventStream {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: String,
+    #[serde(rename = "inactivityDelaySec")]
+    inactivity_delay_sec: u32,
+}
+
 async fn evaluate_all(
     State(state): State<AppState>,
     caller: Caller,
@@ -180,22 +258,28 @@ async fn evaluate_all(
     let config = state.configs().environment(environment).ok_or_else(|| {
         ApiError::NotFound(format!("environment `{environment}` has no configuration"))
     })?;
-    let flags: Vec<Value> = config
+    let evaluations: Vec<(&str, Evaluation<'_>)> = config
         .engine
         .evaluate_all(&context)
-        .map(|(key, evaluation)| {
-            crate::metrics::count_evaluation(key, &evaluation);
-            evaluation_response(key, &evaluation).1
-        })
+        .inspect(|(key, evaluation)| crate::metrics::count_evaluation(key, evaluation))
         .collect();
-    let mut response = json!({ "flags": flags, "metadata": {} });
-    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-        response["eventStreams"] = json!([{
-            "type": "sse",
-            "url": format!("http://{host}/ofrep/v1/events"),
-            "inactivityDelaySec": 120,
-        }]);
-    }
+    let response = Bulk {
+        flags: evaluations
+            .iter()
+            .map(|(key, evaluation)| evaluation_response(key, evaluation).1)
+            .collect(),
+        metadata: Metadata(None),
+        event_streams: headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|host| {
+                [EventStream {
+                    kind: "sse",
+                    url: format!("http://{host}/ofrep/v1/events"),
+                    inactivity_delay_sec: 120,
+                }]
+            }),
+    };
     Ok(with_etag(&headers, StatusCode::OK, &response))
 }
 
@@ -209,6 +293,8 @@ async fn events(
         .to_owned();
     let mut changes = state.subscribe();
     let mut shutdown = state.shutdown_signal();
+    let mut revocations = state.revocations();
+    let token_id = caller.token.id.clone();
     let heartbeat = state.settings().heartbeat;
     let connection = crate::metrics::stream_connected("/ofrep/v1/events");
     let stream = async_stream::stream! {
@@ -218,6 +304,13 @@ async fn events(
             let received = tokio::select! {
                 received = changes.recv() => received,
                 _ = shutdown.changed() => break,
+                // A revoked token's stream ends; reconnecting gets 401.
+                Ok(()) = revocations.changed() => {
+                    if revocations.borrow_and_update().contains(&token_id) {
+                        break;
+                    }
+                    continue;
+                }
             };
             match received {
                 Ok(loaded) => {

@@ -83,6 +83,8 @@ async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
     let mut shutdown = state.shutdown_signal();
+    let mut revocations = state.revocations();
+    let token_id = caller.token.id.clone();
     let heartbeat = state.settings().heartbeat;
     let connection = crate::metrics::stream_connected("/api/v1/stream");
     let stream = async_stream::stream! {
@@ -97,6 +99,13 @@ async fn stream(
             let received = tokio::select! {
                 received = changes.recv() => received,
                 _ = shutdown.changed() => break,
+                // A revoked token's stream ends; reconnecting gets 401.
+                Ok(()) = revocations.changed() => {
+                    if revocations.borrow_and_update().contains(&token_id) {
+                        break;
+                    }
+                    continue;
+                }
             };
             match received {
                 Ok(loaded) => {

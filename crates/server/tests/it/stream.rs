@@ -101,3 +101,40 @@ async fn polling_answers_304_until_the_configuration_changes() {
         .unwrap();
     assert_eq!(changed.status(), reqwest::StatusCode::OK);
 }
+
+#[tokio::test]
+async fn revoking_a_token_ends_its_open_stream() {
+    let app = spawn_app().await;
+    app.create_flag("checkout", boolean_flag()).await;
+    let (_, created) = app
+        .admin_json(
+            Method::POST,
+            "/api/v1/tokens",
+            serde_json::json!({"name": "svc", "scope": "server", "environment": "production"}),
+        )
+        .await;
+    let secret = created["secret"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap();
+    let response = app.request(Method::GET, "/api/v1/stream", Some(secret)).send().await.unwrap();
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    next_put(&mut stream, &mut buffer).await;
+
+    let revoked = app
+        .request(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(&app.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), reqwest::StatusCode::OK);
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(chunk) = stream.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream stayed open after its token was revoked");
+    let again = app.request(Method::GET, "/api/v1/stream", Some(secret)).send().await.unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::UNAUTHORIZED);
+}
