@@ -4,12 +4,13 @@
 //! current [`Snapshot`], an immutable compiled configuration plus the environment overrides
 //! resolved against it. Evaluation loads the snapshot without locking and evaluates through
 //! core; a reload builds a new snapshot and swaps it in whole, so a reader sees the old flags
-//! or the new ones, never a mixture. Whatever feeds the snapshot (a file watcher now, a server
-//! connection later) only calls [`Inner::install`] and [`Inner::fail`].
+//! or the new ones, never a mixture. Whatever feeds the snapshot (a file watcher, or a server
+//! connection) only calls the `Inner` methods that install flags and report status, which
+//! hold a small lock so that a snapshot and the status that describes it change together.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -17,8 +18,9 @@ use serde_json::Value;
 use sluice_core::{Context, Engine, Evaluation, Reason};
 
 use crate::details::Details;
-use crate::file::{FileBuilder, WatchHandle};
+use crate::file::FileBuilder;
 use crate::overrides::{self, Override, OverrideWarning, Requested};
+use crate::server::ServerBuilder;
 use crate::status::{StatusPublisher, StatusReceiver};
 use crate::{Error, Status};
 
@@ -27,12 +29,18 @@ use crate::{Error, Status};
 pub(crate) struct Snapshot {
     engine: Engine,
     overrides: overrides::Resolved,
+    /// The server's configuration version; `None` for a file.
+    version: Option<i64>,
 }
 
 impl Snapshot {
-    fn new(engine: Engine, requested: &[Requested]) -> Snapshot {
+    fn new(engine: Engine, requested: &[Requested], version: Option<i64>) -> Snapshot {
         let overrides = overrides::resolve(&engine, requested);
-        Snapshot { engine, overrides }
+        Snapshot {
+            engine,
+            overrides,
+            version,
+        }
     }
 
     /// Evaluates one flag; the flag is `true` when an environment override decided.
@@ -63,6 +71,8 @@ impl Snapshot {
 pub(crate) enum Origin {
     /// A flags file, as named to the builder.
     File(PathBuf),
+    /// A Sluice server, by its base URL.
+    Server(String),
 }
 
 /// The state every clone of a client shares.
@@ -70,10 +80,14 @@ pub(crate) struct Inner {
     snapshot: ArcSwapOption<Snapshot>,
     status: StatusPublisher,
     requested: Vec<Requested>,
-    environment: Option<String>,
+    /// Given to a file builder, or learned from the server's first configuration.
+    environment: OnceLock<String>,
     origin: Origin,
-    /// The background work that keeps the flags current; stopped when this is dropped.
-    watch: Mutex<Option<WatchHandle>>,
+    /// Held while the snapshot and the status change together.
+    installing: Mutex<()>,
+    /// The background work that keeps the flags current (a file watch, a server connection);
+    /// it stops when this is dropped.
+    background: Mutex<Option<Box<dyn Send>>>,
 }
 
 impl Inner {
@@ -82,23 +96,95 @@ impl Inner {
         environment: Option<String>,
         requested: Vec<Requested>,
     ) -> Inner {
+        let known = OnceLock::new();
+        if let Some(environment) = environment {
+            let _ = known.set(environment);
+        }
         Inner {
             snapshot: ArcSwapOption::empty(),
             status: StatusPublisher::new(Status::NotReady),
             requested,
-            environment,
+            environment: known,
             origin,
-            watch: Mutex::new(None),
+            installing: Mutex::new(()),
+            background: Mutex::new(None),
         }
     }
 
-    pub(crate) fn set_watch(&self, handle: WatchHandle) {
-        *self.watch.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+    pub(crate) fn set_background(&self, handle: Box<dyn Send>) {
+        *self
+            .background
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(handle);
+    }
+
+    fn installing(&self) -> MutexGuard<'_, ()> {
+        self.installing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn status(&self) -> &StatusPublisher {
+        &self.status
+    }
+
+    /// Whether any flags are served.
+    pub(crate) fn has_flags(&self) -> bool {
+        self.snapshot.load().is_some()
     }
 
     /// Serves `engine` from now on, and reports the client `Ready` with no error.
     pub(crate) fn install(&self, engine: Engine) {
-        let snapshot = Snapshot::new(engine, &self.requested);
+        let _installing = self.installing();
+        self.swap_in(engine, None);
+        self.status.set(Status::Ready, None);
+    }
+
+    /// Serves a server configuration from now on, reported with `status` and no error.
+    pub(crate) fn install_config(
+        &self,
+        engine: Engine,
+        version: i64,
+        environment: &str,
+        status: Status,
+    ) {
+        let _installing = self.installing();
+        self.learn_environment(environment);
+        self.swap_in(engine, Some(version));
+        self.status.set(status, None);
+    }
+
+    /// Serves a configuration from the cache file, reported `Stale`, but only while no flags
+    /// are served: a server's answer always wins over the cache. Returns whether it did.
+    pub(crate) fn install_fallback(&self, engine: Engine, version: i64, environment: &str) -> bool {
+        let _installing = self.installing();
+        if self.has_flags() {
+            return false;
+        }
+        self.learn_environment(environment);
+        self.swap_in(engine, Some(version));
+        self.status.set(Status::Stale, None);
+        tracing::warn!(
+            version,
+            "serving flags from the cache file until the server answers"
+        );
+        true
+    }
+
+    fn learn_environment(&self, environment: &str) {
+        if let Err(other) = self.environment.set(environment.to_owned())
+            && self.environment.get().map(String::as_str) != Some(environment)
+        {
+            tracing::warn!(
+                first = self.environment.get().map(String::as_str).unwrap_or_default(),
+                now = %other,
+                "the server's environment differs from the one first served"
+            );
+        }
+    }
+
+    fn swap_in(&self, engine: Engine, version: Option<i64>) {
+        let snapshot = Snapshot::new(engine, &self.requested, version);
         let previous = self.snapshot.load();
         let warned_before = previous.as_deref().map(|s| &s.overrides.warnings);
         if warned_before != Some(&snapshot.overrides.warnings) {
@@ -117,22 +203,49 @@ impl Inner {
             }
         }
         self.snapshot.store(Some(Arc::new(snapshot)));
-        self.status.set(Status::Ready, None);
     }
 
     /// Reports a problem with the source. The flags served stay as they are.
     pub(crate) fn fail(&self, error: Error) {
+        let _installing = self.installing();
         let message = error.to_string();
         if self.status.set(Status::Error, Some(error)) {
             tracing::warn!(error = %message, "keeping the last good flags");
         }
     }
+
+    /// Reports that the source cannot be reached for now: `Stale` when flags are served,
+    /// `NotReady` otherwise. The flags served stay as they are.
+    pub(crate) fn unreachable(&self, error: Error) {
+        let _installing = self.installing();
+        let status = if self.has_flags() {
+            Status::Stale
+        } else {
+            Status::NotReady
+        };
+        let message = error.to_string();
+        let was = self.status.status();
+        if self.status.set(status, Some(error)) && was != status {
+            tracing::warn!(error = %message, %status, "the flag server cannot be reached");
+        }
+    }
+
+    /// Reports that the source confirmed the flags served are its current ones.
+    pub(crate) fn confirm(&self) {
+        let _installing = self.installing();
+        if self.has_flags() {
+            if self.status.status() != Status::Ready {
+                tracing::info!("the flag server is reachable again");
+            }
+            self.status.set(Status::Ready, None);
+        }
+    }
 }
 
-/// Serves feature flags: evaluates them in-process, from a file or (later) a Sluice server.
+/// Serves feature flags: evaluates them in-process, from a file or a Sluice server.
 ///
-/// Cloning is cheap and every clone shares the same flags and status. Background work such as
-/// the file watcher stops when the last clone is dropped.
+/// Cloning is cheap and every clone shares the same flags and status. Background work (the
+/// file watcher, the server connection) stops when the last clone is dropped.
 ///
 /// Evaluation is synchronous, does no I/O, takes no lock and never panics. When anything goes
 /// wrong (an unknown flag, a value of another type, a context a split cannot bucket) the typed
@@ -168,6 +281,20 @@ impl Client {
     /// Configures a client that serves the flags in a file.
     pub fn file_builder(path: impl Into<PathBuf>) -> FileBuilder {
         FileBuilder::new(path.into())
+    }
+
+    /// Configures a client that serves the flags of a Sluice server, kept current over its
+    /// live stream. `url` is the server's base URL, such as `https://flags.internal:8470`.
+    /// See [`ServerBuilder`].
+    pub fn server_builder(url: impl Into<String>) -> ServerBuilder {
+        ServerBuilder::new(url.into())
+    }
+
+    /// Chooses where a client's flags come from: `Client::builder().server(url)` or
+    /// `Client::builder().file(path)`, the same as [`Client::server_builder`] and
+    /// [`Client::file_builder`].
+    pub fn builder() -> Builder {
+        Builder { _private: () }
     }
 
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Client {
@@ -207,12 +334,29 @@ impl Client {
     pub fn file(&self) -> Option<&Path> {
         match &self.inner.origin {
             Origin::File(path) => Some(path),
+            Origin::Server(_) => None,
         }
     }
 
-    /// The environment whose overrides the client applies; `None` for the base definitions.
+    /// The server's base URL, for a client that serves a server's flags.
+    pub fn server(&self) -> Option<&str> {
+        match &self.inner.origin {
+            Origin::File(_) => None,
+            Origin::Server(url) => Some(url),
+        }
+    }
+
+    /// The environment whose flags the client serves: for a file, the one given to the
+    /// builder (`None` for the base definitions); for a server, the one the token belongs
+    /// to, once the first configuration has arrived.
     pub fn environment(&self) -> Option<&str> {
-        self.inner.environment.as_deref()
+        self.inner.environment.get().map(String::as_str)
+    }
+
+    /// The server's configuration version the client serves, once it has one. Files have no
+    /// version.
+    pub fn version(&self) -> Option<i64> {
+        self.inner.snapshot.load().as_ref().and_then(|s| s.version)
     }
 
     /// The keys of the flags currently served, in definition order.
@@ -336,5 +480,24 @@ impl Client {
     /// [`Client::json`] with the reason, variant, rule and error.
     pub fn json_details(&self, flag: &str, context: &Context, default: Value) -> Details<Value> {
         self.typed_details(flag, context, default, |v| v.is_object().then(|| v.clone()))
+    }
+}
+
+/// Chooses a client's source: from [`Client::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct Builder {
+    _private: (),
+}
+
+impl Builder {
+    /// A client that serves the flags in a file: see [`FileBuilder`].
+    pub fn file(self, path: impl Into<PathBuf>) -> FileBuilder {
+        FileBuilder::new(path.into())
+    }
+
+    /// A client that serves a Sluice server's flags: see [`ServerBuilder`].
+    pub fn server(self, url: impl Into<String>) -> ServerBuilder {
+        ServerBuilder::new(url.into())
     }
 }

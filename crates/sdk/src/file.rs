@@ -127,7 +127,7 @@ impl FileBuilder {
         inner.install(engine);
         if let Some(watching) = watching {
             let handle = watching.spawn(Arc::downgrade(&inner), file, text, self.debounce)?;
-            inner.set_watch(handle);
+            inner.set_background(Box::new(handle));
         }
         Ok(Client::from_inner(inner))
     }

@@ -1,10 +1,12 @@
-//! Sluice's Rust SDK: evaluate feature flags in-process, from a file or (soon) a Sluice server.
+//! Sluice's Rust SDK: evaluate feature flags in-process, from a file or a Sluice server.
 //!
 //! A [`Client`] holds the current flags as an immutable compiled configuration and evaluates
 //! them synchronously, with no I/O and no lock, through the same engine as the CLI and the
 //! server, so all three give the same answer. In file mode it watches the file and reloads it
 //! on change; an invalid edit keeps the last good flags and is reported through
-//! [`Client::status`], [`Client::last_error`] and [`Client::subscribe`].
+//! [`Client::status`], [`Client::last_error`] and [`Client::subscribe`]. In server mode
+//! ([`Client::builder`]`().server(url)`, see [`ServerBuilder`]) it follows the server's live
+//! stream, falls back to polling, and serves the last good flags through any outage.
 //!
 //! ```
 //! use sluice::{Client, ContextBuilder, Reason};
@@ -48,14 +50,19 @@ mod file;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
 mod overrides;
+mod server;
 mod status;
 
-pub use client::Client;
+pub use client::{Builder, Client};
 pub use context::ContextBuilder;
 pub use details::{Details, ErrorCode, Rule};
 pub use error::Error;
 pub use file::{DEFAULT_DEBOUNCE, FileBuilder};
 pub use overrides::{OVERRIDE_PREFIX, Override, OverrideWarning, override_variable};
+pub use server::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_INIT_TIMEOUT, DEFAULT_POLL_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_STREAM_IDLE_TIMEOUT, ServerBuilder,
+};
 pub use status::{Status, StatusReceiver};
 
 pub use sluice_core::{Context, Reason};

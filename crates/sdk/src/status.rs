@@ -137,9 +137,14 @@ impl StatusPublisher {
 
     /// Blocks until the status is `Ready` or `timeout` passes; returns the status then.
     pub(crate) fn wait_ready(&self, timeout: Duration) -> Status {
+        self.wait_for(timeout, |status| status == Status::Ready)
+    }
+
+    /// Blocks until `done(status)` holds or `timeout` passes; returns the status then.
+    pub(crate) fn wait_for(&self, timeout: Duration, done: impl Fn(Status) -> bool) -> Status {
         let deadline = Instant::now() + timeout;
         let mut state = self.cell.lock();
-        while state.status != Status::Ready {
+        while !done(state.status) {
             let now = Instant::now();
             if now >= deadline {
                 break;

@@ -1,14 +1,18 @@
 //! Integration tests for the `sluice` SDK: file mode, reloads, overrides, the shared
-//! evaluation corpus, typed accessors, OpenFeature and a no-panic property test.
+//! evaluation corpus, typed accessors, OpenFeature, a no-panic property test, and server
+//! mode against a real in-process server with injected faults.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod corpus;
 mod file_mode;
+mod harness;
 #[cfg(feature = "openfeature")]
 mod openfeature;
 mod overrides;
 mod props;
 mod reload;
+mod server_faults;
+mod server_mode;
 mod typed;
 
 use std::path::{Path, PathBuf};
