@@ -116,3 +116,15 @@ async fn health_ready_and_unknown_routes() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.headers().contains_key("x-request-id"));
 }
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let app = spawn_app().await;
+    let response = app
+        .request(Method::GET, "/health", None)
+        .header("x-padding", "x".repeat(512 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+}
