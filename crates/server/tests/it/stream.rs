@@ -138,3 +138,52 @@ async fn revoking_a_token_ends_its_open_stream() {
     let again = app.request(Method::GET, "/api/v1/stream", Some(secret)).send().await.unwrap();
     assert_eq!(again.status(), reqwest::StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_consumer_that_stops_reading_does_not_slow_the_others() {
+    let app = spawn_app().await;
+    let mut flag = boolean_flag();
+    // A large configuration fills the stuck consumer's socket buffers quickly.
+    flag["metadata"] = serde_json::json!({"padding": "x".repeat(100_000)});
+    app.create_flag("checkout", flag).await;
+    let server = app.token("server", Some("production")).await;
+    // Streams outlive the helper client's request timeout.
+    let streaming = reqwest::Client::new();
+    let open = || streaming.get(format!("{}/api/v1/stream", app.address)).bearer_auth(&server).send();
+    let stuck = open().await.unwrap();
+    let reader = open().await.unwrap();
+    let mut reading = reader.bytes_stream();
+    let mut buffer = String::new();
+    next_put(&mut reading, &mut buffer).await;
+
+    // Several megabytes of changes, while one consumer reads nothing.
+    let changes = 40;
+    for round in 0..changes {
+        let action = if round % 2 == 0 { "kill" } else { "restore" };
+        let started = Instant::now();
+        let response = app
+            .request(Method::POST, &format!("/api/v1/flags/checkout/{action}?env=production"), Some(&app.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let expected = action == "restore";
+        let seen = async {
+            loop {
+                let put = next_put(&mut reading, &mut buffer).await;
+                let enabled = put["flags"]["flags"]["checkout"]["environments"]["production"]["enabled"].as_bool();
+                if enabled == Some(expected) {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(1), seen)
+            .await
+            .unwrap_or_else(|_| panic!("change {round} took over 1 s to reach the reading consumer"));
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    // The stuck consumer is still connected; the server only holds its socket buffers
+    // and the bounded change feed for it, and drops it once it is a whole feed behind.
+    drop(stuck);
+}
