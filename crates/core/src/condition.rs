@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use regex::Regex;
 use serde_json::Value;
 
-use crate::context::Context;
+use crate::context::{Context, same_text};
 use crate::semver_cmp;
 
 /// A hash set of strings with a fixed, fast hasher.
@@ -145,9 +145,7 @@ pub(crate) fn time_nanos(value: &Value) -> Option<i128> {
                 Some(i128::from(seconds) * 1_000_000_000)
             } else {
                 let seconds = number.as_f64()?;
-                seconds
-                    .is_finite()
-                    .then(|| (seconds * 1e9) as i128)
+                seconds.is_finite().then_some((seconds * 1e9) as i128)
             }
         }
         _ => None,
@@ -163,12 +161,22 @@ impl Test {
             Test::Contains(operands) => value
                 .as_str()
                 .is_some_and(|s| operands.iter().any(|op| s.contains(op.as_ref()))),
-            Test::StartsWith(operands) => value
-                .as_str()
-                .is_some_and(|s| operands.iter().any(|op| s.starts_with(op.as_ref()))),
-            Test::EndsWith(operands) => value
-                .as_str()
-                .is_some_and(|s| operands.iter().any(|op| s.ends_with(op.as_ref()))),
+            Test::StartsWith(operands) => value.as_str().is_some_and(|s| {
+                operands.iter().any(|op| {
+                    s.as_bytes()
+                        .get(..op.len())
+                        .is_some_and(|start| same_text(start, op.as_bytes()))
+                })
+            }),
+            Test::EndsWith(operands) => value.as_str().is_some_and(|s| {
+                operands.iter().any(|op| {
+                    s.len().checked_sub(op.len()).is_some_and(|from| {
+                        s.as_bytes()
+                            .get(from..)
+                            .is_some_and(|end| same_text(end, op.as_bytes()))
+                    })
+                })
+            }),
             Test::Matches(operands) => value
                 .as_str()
                 .is_some_and(|s| operands.iter().any(|re| re.is_match(s))),
@@ -229,7 +237,9 @@ impl Segment {
     /// Whether the context belongs to this segment. Definitions are acyclic, so the
     /// recursion through nested segments ends.
     pub(crate) fn contains(&self, context: &Context, segments: &[Segment]) -> bool {
-        if let Some(key) = context.targeting_key() {
+        // Most segments have no key lists: skip looking the targeting key up for them.
+        let has_lists = !self.exclude.is_empty() || !self.include.is_empty();
+        if has_lists && let Some(key) = context.targeting_key() {
             if self.exclude.contains(key) {
                 return false;
             }

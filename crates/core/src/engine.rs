@@ -5,17 +5,18 @@
 //! no locks, no I/O, and on the success path no allocation, because the result borrows
 //! variant names and values from the engine.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
 
 use serde_json::{Map, Value};
 
 use crate::bucket;
 use crate::condition::{Condition, Segment};
-use crate::context::Context;
+use crate::context::{Context, same_text};
 use crate::evaluation::{ErrorCode, Evaluation, Reason, RuleRef, Typed};
 use crate::flagd::Logic;
 use crate::model::{FlagType, Provenance, Risk};
+use crate::murmur3::Murmur3;
 
 /// What a flag is, beyond how it evaluates: returned with every evaluation.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -94,9 +95,70 @@ pub(crate) struct Flag {
 #[derive(Debug, Clone)]
 pub struct Engine {
     flags: Box<[Flag]>,
+    /// Per flag, the bucketing hasher after its salt, so a split only hashes the key.
+    salt_prefixes: Box<[Murmur3]>,
     segments: Box<[Segment]>,
-    index: HashMap<Box<str>, usize, foldhash::fast::FixedState>,
+    index: KeyIndex,
     environment: Option<String>,
+}
+
+/// Flag keys to flag positions: open addressing over the keys' hashes.
+///
+/// A `HashMap<Box<str>, usize>` compares the key it finds through `memcmp`; here the flag's
+/// own key is compared inline, and the table holds only positions, so it is small.
+#[derive(Debug, Clone)]
+struct KeyIndex {
+    /// Per slot, a flag position; a power of two of them, at most half full.
+    slots: Box<[Option<usize>]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl KeyIndex {
+    /// Indexes keys by their position. A repeated key maps to its last position.
+    fn new<'a>(keys: impl ExactSizeIterator<Item = &'a str> + Clone) -> KeyIndex {
+        let capacity = (keys.len() * 2).next_power_of_two().max(2);
+        let mut index = KeyIndex {
+            slots: vec![None; capacity].into(),
+            hasher: foldhash::fast::FixedState::default(),
+        };
+        let all: Vec<&str> = keys.collect();
+        for (position, key) in all.iter().enumerate() {
+            let mut slot = index.start(key);
+            loop {
+                match index.slots[slot] {
+                    Some(other) if all.get(other) != Some(key) => slot = (slot + 1) & index.mask(),
+                    _ => {
+                        index.slots[slot] = Some(position);
+                        break;
+                    }
+                }
+            }
+        }
+        index
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    #[inline]
+    fn start(&self, key: &str) -> usize {
+        (self.hasher.hash_one(key) as usize) & self.mask()
+    }
+
+    /// The position of `key`, given the key at each position.
+    #[inline]
+    fn get<'a>(&self, key: &str, key_at: impl Fn(usize) -> Option<&'a str>) -> Option<usize> {
+        let mut slot = self.start(key);
+        loop {
+            let position = (*self.slots.get(slot)?)?;
+            if key_at(position).is_some_and(|k| same_text(k.as_bytes(), key.as_bytes())) {
+                return Some(position);
+            }
+            slot = (slot + 1) & self.mask();
+        }
+    }
 }
 
 /// An evaluation before it borrows names and values: indexes only.
@@ -151,13 +213,14 @@ impl Engine {
         segments: Vec<Segment>,
         environment: Option<String>,
     ) -> Engine {
-        let index = flags
+        let index = KeyIndex::new(flags.iter().map(|flag| flag.info.key.as_str()));
+        let salt_prefixes = flags
             .iter()
-            .enumerate()
-            .map(|(i, flag)| (Box::from(flag.info.key.as_str()), i))
+            .map(|flag| bucket::prefix(&flag.salt))
             .collect();
         Engine {
             flags: flags.into(),
+            salt_prefixes,
             segments: segments.into(),
             index,
             environment,
@@ -186,24 +249,21 @@ impl Engine {
 
     /// A flag's descriptive fields.
     pub fn info(&self, key: &str) -> Option<&FlagInfo> {
-        self.index.get(key).map(|&i| &self.flags[i].info)
+        self.position(key).map(|i| &self.flags[i].info)
     }
 
     /// A flag's variants, by name, in definition order.
     pub fn variants(&self, key: &str) -> Option<impl Iterator<Item = (&str, &Value)>> {
-        let flag = &self.flags[*self.index.get(key)?];
+        let flag = &self.flags[self.position(key)?];
         Some(flag.variants.iter().map(|(name, value)| (name.as_ref(), value)))
     }
 
     /// Evaluates one flag.
+    #[inline]
     pub fn evaluate(&self, key: &str, context: &Context) -> Evaluation<'_> {
-        match self.index.get(key) {
-            Some(&index) => self.evaluation(index, context),
-            None => Evaluation::error(
-                None,
-                ErrorCode::FlagNotFound,
-                format!("no flag has the key `{key}`"),
-            ),
+        match self.position(key) {
+            Some(index) => self.evaluation(index, context),
+            None => not_found(key),
         }
     }
 
@@ -221,35 +281,85 @@ impl Engine {
     }
 
     /// A boolean flag's value, or `default`.
+    #[inline]
     pub fn boolean(&self, key: &str, context: &Context, default: bool) -> Typed<'_, bool> {
-        Typed::from_evaluation(self.evaluate(key, context), default, Value::as_bool)
+        self.typed(key, context, default, Value::as_bool)
     }
 
     /// A string flag's value, or `default`.
+    #[inline]
     pub fn string<'a>(&'a self, key: &str, context: &Context, default: &'a str) -> Typed<'a, &'a str> {
-        Typed::from_evaluation(self.evaluate(key, context), default, Value::as_str)
+        self.typed(key, context, default, Value::as_str)
     }
 
     /// A number flag's value, or `default`.
+    #[inline]
     pub fn number(&self, key: &str, context: &Context, default: f64) -> Typed<'_, f64> {
-        Typed::from_evaluation(self.evaluate(key, context), default, Value::as_f64)
+        self.typed(key, context, default, Value::as_f64)
     }
 
     /// A number flag's value as an integer, or `default` when it is not integral.
+    #[inline]
     pub fn integer(&self, key: &str, context: &Context, default: i64) -> Typed<'_, i64> {
-        Typed::from_evaluation(self.evaluate(key, context), default, Value::as_i64)
+        self.typed(key, context, default, Value::as_i64)
     }
 
     /// An object flag's value, or `default`.
+    #[inline]
     pub fn object<'a>(&'a self, key: &str, context: &Context, default: &'a Value) -> Typed<'a, &'a Value> {
-        Typed::from_evaluation(self.evaluate(key, context), default, |v| {
-            v.is_object().then_some(v)
+        self.typed(key, context, default, |v| v.is_object().then_some(v))
+    }
+
+    /// The index of the flag with this key.
+    #[inline]
+    fn position(&self, key: &str) -> Option<usize> {
+        self.index.get(key, |i| {
+            self.flags.get(i).map(|flag| flag.info.key.as_str())
         })
     }
 
+    #[inline]
     fn evaluation(&self, index: usize, context: &Context) -> Evaluation<'_> {
-        let flag = &self.flags[index];
+        self.details(index, self.resolve(index, context, 0))
+    }
+
+    /// [`Typed::from_evaluation`] over [`Engine::evaluate`], written so that the result is
+    /// built in place.
+    ///
+    /// Building an `Evaluation` and then moving it into a `Typed` made the compiler store it
+    /// field by field and reload it in wider pieces, which stalls on store forwarding: that
+    /// cost more than evaluating a flag without rules. Here the served value is converted
+    /// first, and the evaluation is written once, straight into the result.
+    #[inline(always)]
+    fn typed<'a, T: Copy>(
+        &'a self,
+        key: &str,
+        context: &Context,
+        default: T,
+        convert: impl Fn(&'a Value) -> Option<T>,
+    ) -> Typed<'a, T> {
+        let Some(index) = self.position(key) else {
+            return Typed::from_evaluation(not_found(key), default, convert);
+        };
         let outcome = self.resolve(index, context, 0);
+        let served = outcome
+            .variant
+            .and_then(|v| self.flags[index].variants.get(v))
+            .map(|(_, value)| value);
+        match served.map(&convert) {
+            // A type mismatch: the error path, as `from_evaluation` words it.
+            Some(None) => Typed::from_evaluation(self.details(index, outcome), default, convert),
+            converted => Typed {
+                value: converted.flatten().unwrap_or(default),
+                details: self.details(index, outcome),
+            },
+        }
+    }
+
+    /// The evaluation of the flag at `index`, given how it resolved.
+    #[inline(always)]
+    fn details(&self, index: usize, outcome: Outcome) -> Evaluation<'_> {
+        let flag = &self.flags[index];
         let rule = match (&flag.targeting, outcome.rule) {
             (Targeting::Rules(rules), Some(i)) => Some(RuleRef {
                 index: i,
@@ -301,12 +411,13 @@ impl Engine {
             }
         }
         match &flag.targeting {
-            Targeting::Rules(rules) => self.resolve_rules(flag, rules, context),
+            Targeting::Rules(rules) => self.resolve_rules(index, rules, context),
             Targeting::Logic(logic) => logic.resolve(flag, context).into_outcome(flag),
         }
     }
 
-    fn resolve_rules(&self, flag: &Flag, rules: &[Rule], context: &Context) -> Outcome {
+    fn resolve_rules(&self, index: usize, rules: &[Rule], context: &Context) -> Outcome {
+        let flag = &self.flags[index];
         if rules.is_empty() {
             let reason = if flag.prerequisites.is_empty() {
                 Reason::Static
@@ -327,7 +438,7 @@ impl Engine {
             let mut outcome = match &rule.serve {
                 Serve::Variant(variant) => Outcome::new(Some(*variant), Reason::TargetingMatch),
                 Serve::Split { arms, bucket_by } => {
-                    match split_bucket(&flag.salt, bucket_by, context) {
+                    match split_bucket(&self.salt_prefixes[index], bucket_by, context) {
                         Ok(bucket) => {
                             let variant = arms
                                 .iter()
@@ -347,17 +458,28 @@ impl Engine {
     }
 }
 
-fn split_bucket(salt: &str, bucket_by: &BucketBy, context: &Context) -> Result<u32, Outcome> {
+/// The evaluation of a key no flag has; out of line, since it formats a message.
+#[cold]
+#[inline(never)]
+fn not_found(key: &str) -> Evaluation<'static> {
+    Evaluation::error(
+        None,
+        ErrorCode::FlagNotFound,
+        format!("no flag has the key `{key}`"),
+    )
+}
+
+fn split_bucket(salt: &Murmur3, bucket_by: &BucketBy, context: &Context) -> Result<u32, Outcome> {
     match bucket_by {
         BucketBy::TargetingKey => match context.targeting_key() {
-            Some(key) => Ok(bucket::bucket(salt, key)),
+            Some(key) => Ok(bucket::bucket_after(salt, key)),
             None => Err(Outcome::failed(
                 ErrorCode::TargetingKeyMissing,
                 "this flag splits by targeting key and the context has none".into(),
             )),
         },
         BucketBy::Attribute(path) => match context.lookup(path) {
-            Some(Value::String(text)) => Ok(bucket::bucket(salt, text)),
+            Some(Value::String(text)) => Ok(bucket::bucket_after(salt, text)),
             Some(Value::Number(number)) => {
                 let mut text = StackText {
                     bytes: [0; 64],
@@ -367,7 +489,7 @@ fn split_bucket(salt: &str, bucket_by: &BucketBy, context: &Context) -> Result<u
                     Outcome::failed(ErrorCode::InvalidContext, "bucketing number too long".into())
                 })?;
                 let text = std::str::from_utf8(&text.bytes[..text.len]).unwrap_or_default();
-                Ok(bucket::bucket(salt, text))
+                Ok(bucket::bucket_after(salt, text))
             }
             _ => Err(Outcome::failed(
                 ErrorCode::InvalidContext,
@@ -412,5 +534,34 @@ impl LogicOutcome {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyIndex;
+
+    #[test]
+    fn key_index_finds_every_key_and_only_those() {
+        for count in [0, 1, 2, 3, 7, 8, 9, 200, 1000] {
+            let keys: Vec<String> = (0..count).map(|i| format!("flag-{i}")).collect();
+            let index = KeyIndex::new(keys.iter().map(String::as_str));
+            let key_at = |i: usize| keys.get(i).map(String::as_str);
+            for (position, key) in keys.iter().enumerate() {
+                assert_eq!(index.get(key, key_at), Some(position));
+            }
+            for missing in ["", "flag-", "flag-1000", "flag-01", "Flag-1"] {
+                assert_eq!(index.get(missing, key_at), None, "{missing} among {count}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_maps_to_its_last_position() {
+        let keys = ["a", "b", "a"];
+        let index = KeyIndex::new(keys.iter().copied());
+        let key_at = |i: usize| keys.get(i).copied();
+        assert_eq!(index.get("a", key_at), Some(2));
+        assert_eq!(index.get("b", key_at), Some(1));
     }
 }

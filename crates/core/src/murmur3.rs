@@ -11,7 +11,9 @@ const C2: u32 = 0x1b87_3593;
 #[derive(Debug, Clone)]
 pub struct Murmur3 {
     hash: u32,
-    tail: [u8; 4],
+    /// The pending partial block, little-endian, kept in a register rather than a byte array
+    /// so that completing it never reloads bytes just stored.
+    tail: u32,
     tail_len: usize,
     total_len: usize,
 }
@@ -31,7 +33,7 @@ impl Murmur3 {
     pub fn new(seed: u32) -> Murmur3 {
         Murmur3 {
             hash: seed,
-            tail: [0; 4],
+            tail: 0,
             tail_len: 0,
             total_len: 0,
         }
@@ -43,14 +45,15 @@ impl Murmur3 {
         self.total_len += bytes.len();
         if self.tail_len > 0 {
             while self.tail_len < 4 {
-                let Some((first, rest)) = bytes.split_first() else {
+                let Some((&first, rest)) = bytes.split_first() else {
                     return;
                 };
-                self.tail[self.tail_len] = *first;
+                self.tail |= u32::from(first) << (8 * self.tail_len);
                 self.tail_len += 1;
                 bytes = rest;
             }
-            self.hash = mix_block(self.hash, u32::from_le_bytes(self.tail));
+            self.hash = mix_block(self.hash, self.tail);
+            self.tail = 0;
             self.tail_len = 0;
         }
         let mut chunks = bytes.chunks_exact(4);
@@ -58,10 +61,11 @@ impl Murmur3 {
             let block = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
             self.hash = mix_block(self.hash, block);
         }
-        for byte in chunks.remainder() {
-            self.tail[self.tail_len] = *byte;
-            self.tail_len += 1;
+        let remainder = chunks.remainder();
+        for (shift, &byte) in remainder.iter().enumerate() {
+            self.tail |= u32::from(byte) << (8 * shift);
         }
+        self.tail_len = remainder.len();
     }
 
     /// The hash of everything fed so far.
@@ -69,11 +73,7 @@ impl Murmur3 {
     pub fn finish(&self) -> u32 {
         let mut hash = self.hash;
         if self.tail_len > 0 {
-            let mut k: u32 = 0;
-            for (shift, byte) in self.tail[..self.tail_len].iter().enumerate() {
-                k |= u32::from(*byte) << (8 * shift);
-            }
-            hash ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+            hash ^= self.tail.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
         }
         // The reference truncates the length to 32 bits.
         hash ^= self.total_len as u32;
