@@ -2,6 +2,7 @@
 //!
 //! Each route module exports `router()`. Middleware, outermost first: a request id is set
 //! (or kept from `X-Request-Id`) and echoed on the response; requests are traced with it;
+//! requests are counted and timed by route for `/metrics` ([`crate::metrics`]);
 //! a panic becomes a 500 naming the request id; bodies over the limit get 413 before they
 //! are read; non-streaming requests time out. CORS allows any origin without credentials,
 //! so browser OpenFeature clients can evaluate, and exposes `ETag` and `Retry-After`.
@@ -14,6 +15,7 @@ pub mod files;
 pub mod flags;
 pub mod health;
 pub mod ofrep;
+pub mod openapi;
 pub mod segments;
 pub mod stream;
 pub mod tokens;
@@ -57,6 +59,8 @@ pub fn app(state: AppState) -> Router {
         .merge(audit::router())
         .merge(files::router())
         .merge(health::router())
+        .merge(openapi::router())
+        .merge(crate::metrics::router())
         .merge(stream::config_router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -83,6 +87,7 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(settings.body_limit))
         .layer(cors)
         .layer(middleware::from_fn(catch_panic))
+        .layer(middleware::from_fn(crate::metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let id = request
                 .headers()
@@ -215,5 +220,35 @@ pub fn refuse_in_gitops(state: &AppState) -> Result<(), ApiError> {
             path.display()
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_naming_the_request() {
+        async fn boom() -> &'static str {
+            panic!("handler bug")
+        }
+        let router: Router = Router::new()
+            .route("/boom", get(boom))
+            .layer(middleware::from_fn(catch_panic));
+        let request = Request::builder()
+            .uri("/boom")
+            .header(REQUEST_ID, "req-42")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["requestId"], "req-42");
+        assert!(!body.to_string().contains("handler bug"), "panic details stay in the log");
     }
 }

@@ -1,0 +1,1382 @@
+//! The OpenAPI document kept honest against the code and a real server.
+//!
+//! - Every `.route("…", …)` in `src/` is documented with exactly its methods, and every
+//!   documented operation is served (without a credential: 401 exactly when it is secured).
+//! - The core's serde field and variant names equal the schemas' properties and enums, and
+//!   a field is `required` exactly when the model refuses a definition without it.
+//! - A scenario calls every operation, successes and failures, and checks each status,
+//!   content type, promised header and JSON body against the document.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::{Client, Method, StatusCode};
+use serde::Deserialize;
+use serde::de::{self, Visitor};
+use serde_json::{Value, json};
+use sluice_server::{ServeArgs, Settings};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+// ---------------------------------------------------------------------------------------
+// A server on an ephemeral port.
+
+struct App {
+    address: String,
+    admin: String,
+    client: Client,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn spawn_app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ServeArgs {
+        port: Some(0),
+        data_dir: Some(dir.path().to_owned()),
+        heartbeat: Some(1),
+        ..ServeArgs::default()
+    };
+    let settings = Settings::load(args).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let started = sluice_server::start(settings).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(sluice_server::serve(listener, started.state, async move {
+        let _ = stopped.await;
+    }));
+    App {
+        address,
+        admin: started.admin_token.unwrap(),
+        client: Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        _dir: dir,
+        stop: Some(stop),
+    }
+}
+
+async fn fetch_document(app: &App) -> Value {
+    let response = app
+        .client
+        .get(format!("{}/api/v1/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    let document: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "openapi is {}",
+        document["openapi"]
+    );
+    document
+}
+
+fn operations(document: &Value) -> Vec<(String, String, &Value)> {
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if let Some(op) = item.get(method) {
+                found.push((path.clone(), method.to_owned(), op));
+            }
+        }
+    }
+    found
+}
+
+fn resolve<'a>(document: &'a Value, value: &'a Value) -> &'a Value {
+    let mut value = value;
+    for _ in 0..10 {
+        match value.get("$ref").and_then(Value::as_str) {
+            Some(reference) => {
+                value = document
+                    .pointer(reference.trim_start_matches('#'))
+                    .unwrap_or_else(|| panic!("unresolved $ref {reference}"));
+            }
+            None => return value,
+        }
+    }
+    panic!("$ref chain too long at {value}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Routes in the source.
+
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// Every `.route("path", method_router)` in the crate's sources, as path → methods.
+fn registered_routes() -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut routes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Comments may show `.route(` in examples, and test modules build their own
+        // routers; only the code that serves counts.
+        let code: String = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let code = without_test_items(&code);
+        let mut rest = code.as_str();
+        while let Some(start) = rest.find(".route(\"") {
+            rest = &rest[start + ".route(\"".len()..];
+            let end = rest.find('"').unwrap();
+            let path = rest[..end].to_owned();
+            rest = &rest[end + 1..];
+            let methods = method_calls(rest, &file, &path);
+            assert!(
+                !methods.is_empty(),
+                "{}: no methods found for {path}",
+                file.display()
+            );
+            routes.entry(path).or_default().extend(methods);
+        }
+    }
+    routes
+}
+
+/// `code` without the items marked `#[cfg(test)]` (a brace-balanced block after the mark).
+fn without_test_items(code: &str) -> String {
+    let mut kept = String::new();
+    let mut rest = code;
+    while let Some(start) = rest.find("#[cfg(test)]") {
+        kept.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let Some(open) = rest.find('{') else {
+            return kept;
+        };
+        let mut depth = 0usize;
+        let mut end = rest.len();
+        for (index, c) in rest.char_indices().skip(open) {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = index + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &rest[end..];
+    }
+    kept.push_str(rest);
+    kept
+}
+
+/// The method functions called at the top level of a method router expression, such as
+/// `get` and `post` in `, get(read).post(create))`.
+fn method_calls(expression: &str, file: &Path, path: &str) -> BTreeSet<String> {
+    let mut methods = BTreeSet::new();
+    let mut depth = 0usize;
+    let mut identifier = String::new();
+    for c in expression.chars() {
+        match c {
+            '(' => {
+                if depth == 0 && !identifier.is_empty() {
+                    assert!(
+                        METHODS.contains(&identifier.as_str()),
+                        "{}: route {path} uses `{identifier}(…)`; teach tests/openapi.rs which methods it serves",
+                        file.display()
+                    );
+                    methods.insert(identifier.to_uppercase());
+                }
+                identifier.clear();
+                depth += 1;
+            }
+            ')' if depth == 0 => break,
+            ')' => depth -= 1,
+            c if depth == 0 && (c.is_ascii_alphanumeric() || c == '_') => identifier.push(c),
+            // `routing::get(` counts as `get(`.
+            ':' => identifier.clear(),
+            _ => identifier.clear(),
+        }
+    }
+    methods
+}
+
+#[test]
+fn the_route_scanner_reads_method_routers() {
+    let file = Path::new("x.rs");
+    let methods = method_calls(
+        ", get(read).post(create)\n .delete(remove))\n .route(",
+        file,
+        "/x",
+    );
+    assert_eq!(
+        methods,
+        BTreeSet::from(["GET".to_owned(), "POST".to_owned(), "DELETE".to_owned()])
+    );
+    let methods = method_calls(", axum::routing::put(update))", file, "/x");
+    assert_eq!(methods, BTreeSet::from(["PUT".to_owned()]));
+    let code = "a\n#[cfg(test)]\nmod tests {\n fn f() { r.route(\"/boom\", get(b)); }\n}\nb";
+    assert_eq!(without_test_items(code), "a\n\nb");
+}
+
+#[tokio::test]
+async fn every_route_is_documented_with_its_methods_and_served() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+
+    let registered = registered_routes();
+    assert!(
+        registered.len() >= 20,
+        "found only {} routes: {registered:?}",
+        registered.len()
+    );
+    let mut documented: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (path, method, _) in operations(&document) {
+        documented
+            .entry(path)
+            .or_default()
+            .insert(method.to_uppercase());
+    }
+    let mut problems = Vec::new();
+    for (path, methods) in &registered {
+        match documented.get(path) {
+            None => problems.push(format!("{path} ({methods:?}) is routed but not documented")),
+            Some(listed) if listed != methods => {
+                problems.push(format!("{path}: routed {methods:?}, documented {listed:?}"));
+            }
+            Some(_) => {}
+        }
+    }
+    for path in documented.keys() {
+        if !registered.contains_key(path) {
+            problems.push(format!("{path} is documented but routed nowhere"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "routes and the OpenAPI document disagree:\n{}",
+        problems.join("\n")
+    );
+
+    // Each documented operation exists on the running server, and needs a credential
+    // exactly when the document says so.
+    for (path, method, op) in operations(&document) {
+        let concrete = path
+            .replace("{key}", "probe")
+            .replace("{name}", "probe")
+            .replace("{id}", "tok_probe");
+        let url = format!("{}{concrete}", app.address);
+        let response = app
+            .client
+            .request(
+                Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                url,
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert!(
+            !body.contains("no route for"),
+            "{method} {path} fell through to the fallback"
+        );
+        let secured = !op["security"].as_array().unwrap().is_empty();
+        if secured {
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} answered {status} without a token"
+            );
+        } else {
+            assert!(
+                status.is_success(),
+                "{method} {path} is public but answered {status}: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_document_is_well_formed_and_the_docs_page_is_html() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+
+    // Every $ref resolves.
+    fn walk<'a>(value: &'a Value, refs: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    refs.push(reference);
+                }
+                map.values().for_each(|v| walk(v, refs));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, refs)),
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    walk(&document, &mut refs);
+    assert!(refs.len() > 50);
+    for reference in refs {
+        assert!(
+            document
+                .pointer(reference.trim_start_matches('#'))
+                .is_some(),
+            "unresolved {reference}"
+        );
+    }
+
+    let schemes: BTreeSet<&str> = document["components"]["securitySchemes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(schemes, BTreeSet::from(["apiKey", "bearer"]));
+    assert_eq!(
+        document["components"]["securitySchemes"]["apiKey"]["name"],
+        "X-API-Key"
+    );
+    let mut ids = BTreeSet::new();
+    for (path, method, op) in operations(&document) {
+        let id = op["operationId"].as_str().unwrap();
+        assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+        for requirement in op["security"].as_array().unwrap() {
+            for scheme in requirement.as_object().unwrap().keys() {
+                assert!(
+                    schemes.contains(scheme.as_str()),
+                    "{method} {path}: unknown scheme {scheme}"
+                );
+            }
+        }
+        let responses = op["responses"].as_object().unwrap();
+        assert!(
+            responses.keys().any(|s| s.starts_with('2')),
+            "{method} {path} documents no success"
+        );
+        for response in responses.values() {
+            assert!(resolve(&document, response)["description"].is_string());
+        }
+        // Path parameters and the template agree.
+        let template: BTreeSet<String> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(str::to_owned)
+            .collect();
+        let item = &document["paths"][&path];
+        let declared: BTreeSet<String> = [&item["parameters"], &op["parameters"]]
+            .into_iter()
+            .filter_map(Value::as_array)
+            .flatten()
+            .map(|p| resolve(&document, p))
+            .filter(|p| p["in"] == "path")
+            .map(|p| {
+                assert_eq!(p["required"], true, "{path}: path parameters are required");
+                p["name"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(template, declared, "{method} {path}: path parameters");
+        // Examples of request bodies match their schemas.
+        if let Some(content) = op["requestBody"]["content"].as_object() {
+            for media in content.values() {
+                if let Some(example) = media.get("example") {
+                    let errors = validate(&document, &media["schema"], example);
+                    assert!(
+                        errors.is_empty(),
+                        "{method} {path}: the example does not match: {errors:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    let response = app
+        .client
+        .get(format!("{}/api/docs", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.starts_with("<!doctype html>"));
+    assert!(page.contains("/api/v1/openapi.json"));
+    assert!(
+        !page.contains("<script src"),
+        "the page loads no script from elsewhere"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The core's model against the schemas.
+
+/// The field names serde's derive passes to `deserialize_struct`, or the variant names it
+/// passes to `deserialize_enum`: exactly the names the model accepts.
+#[derive(Debug)]
+enum Captured {
+    Names(&'static [&'static str]),
+    Other(String),
+}
+
+impl fmt::Display for Captured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Captured::Names(names) => write!(f, "names {names:?}"),
+            Captured::Other(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Captured {}
+
+impl de::Error for Captured {
+    fn custom<T: fmt::Display>(message: T) -> Captured {
+        Captured::Other(message.to_string())
+    }
+}
+
+struct Capture;
+
+impl<'de> de::Deserializer<'de> for Capture {
+    type Error = Captured;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Captured> {
+        Err(Captured::Other("not a struct or enum".into()))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Captured> {
+        Err(Captured::Names(fields))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        variants: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Captured> {
+        Err(Captured::Names(variants))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map identifier
+        ignored_any
+    }
+}
+
+fn names<'de, T: Deserialize<'de>>() -> BTreeSet<String> {
+    match T::deserialize(Capture) {
+        Err(Captured::Names(names)) => names.iter().map(|s| (*s).to_owned()).collect(),
+        other => panic!(
+            "cannot read the names of {}: {:?}",
+            std::any::type_name::<T>(),
+            other.err()
+        ),
+    }
+}
+
+fn schema<'a>(document: &'a Value, name: &str) -> &'a Value {
+    let found = &document["components"]["schemas"][name];
+    assert!(found.is_object(), "no schema {name}");
+    found
+}
+
+fn keys(value: &Value) -> BTreeSet<String> {
+    value.as_object().unwrap().keys().cloned().collect()
+}
+
+fn strings(value: &Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Checks properties against serde's field names, and `required` against what the model
+/// refuses to go without, using a sample with every field set.
+fn check_struct<T: for<'de> Deserialize<'de>>(document: &Value, name: &str, full: Value) {
+    let schema = schema(document, name);
+    let properties = keys(&schema["properties"]);
+    assert_eq!(
+        properties,
+        names::<T>(),
+        "{name}: schema properties and model fields differ"
+    );
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "{name}: the model denies unknown fields"
+    );
+    assert_eq!(
+        keys(&full),
+        properties,
+        "{name}: the test's sample must set every field"
+    );
+    let errors = validate(document, schema, &full);
+    assert!(
+        errors.is_empty(),
+        "{name}: the full sample does not match the schema: {errors:?}"
+    );
+    serde_json::from_value::<T>(full.clone())
+        .unwrap_or_else(|e| panic!("{name}: the model refuses the sample: {e}"));
+    let required = schema.get("required").map(strings).unwrap_or_default();
+    for field in &properties {
+        let mut without = full.clone();
+        without.as_object_mut().unwrap().remove(field);
+        let accepted = serde_json::from_value::<T>(without).is_ok();
+        assert_eq!(
+            !accepted,
+            required.contains(field),
+            "{name}.{field}: the schema says required = {}, the model says {}",
+            required.contains(field),
+            !accepted
+        );
+    }
+    let mut unknown = full;
+    unknown
+        .as_object_mut()
+        .unwrap()
+        .insert("surely_not_a_field".into(), json!(1));
+    assert!(
+        serde_json::from_value::<T>(unknown).is_err(),
+        "{name}: unknown fields are refused"
+    );
+}
+
+fn check_enum<T: for<'de> Deserialize<'de>>(document: &Value, schema_path: &str) {
+    let found = document
+        .pointer(schema_path)
+        .unwrap_or_else(|| panic!("no {schema_path}"));
+    assert_eq!(
+        strings(&found["enum"]),
+        names::<T>(),
+        "{schema_path}: enum and model variants differ"
+    );
+}
+
+#[tokio::test]
+async fn the_schemas_match_the_core_model() {
+    use sluice_core::model::{
+        ConditionDef, EnvironmentOverride, FlagDef, FlagFile, FlagType, Operator, PrerequisiteDef,
+        Provenance, Risk, RuleDef, SegmentDef, WeightDef,
+    };
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+
+    let condition = json!({
+        "attribute": "plan", "op": "in", "value": "pro", "values": ["pro", "team"],
+        "segment": "staff", "negate": true,
+    });
+    let rule = json!({
+        "name": "ramp", "when": [condition], "serve": "on",
+        "split": [{"variant": "on", "weight": 100_000}], "bucket_by": "accountId",
+    });
+    let flag = json!({
+        "description": "d", "owner": "o", "tags": ["t"], "type": "boolean",
+        "variants": {"on": true, "off": false}, "default_variant": "off", "off_variant": "off",
+        "enabled": true, "prerequisites": [{"flag": "other", "variant": "on"}], "rules": [rule],
+        "bucket_by": "accountId", "salt": "s", "provenance": "ai-assisted", "risk": "high",
+        "expires": "2030-01-31", "metadata": {"team": "payments"},
+        "environments": {"production": {"enabled": false, "rules": [], "default_variant": "on"}},
+    });
+    let segment =
+        json!({"description": "d", "include": ["a"], "exclude": ["b"], "when": [condition]});
+    check_struct::<ConditionDef>(&document, "Condition", condition.clone());
+    check_struct::<WeightDef>(&document, "Weight", json!({"variant": "on", "weight": 5}));
+    check_struct::<PrerequisiteDef>(
+        &document,
+        "Prerequisite",
+        json!({"flag": "a", "variant": "on"}),
+    );
+    check_struct::<RuleDef>(&document, "Rule", rule.clone());
+    check_struct::<EnvironmentOverride>(
+        &document,
+        "EnvironmentOverride",
+        json!({"enabled": false, "rules": [rule], "default_variant": "on"}),
+    );
+    check_struct::<FlagDef>(&document, "FlagDefinition", flag.clone());
+    check_struct::<SegmentDef>(&document, "SegmentDefinition", segment.clone());
+    check_struct::<FlagFile>(
+        &document,
+        "FlagFile",
+        json!({"version": 1, "environments": ["production"], "segments": {"staff": segment}, "flags": {"f": flag}}),
+    );
+
+    check_enum::<FlagType>(&document, "/components/schemas/FlagType");
+    check_enum::<Provenance>(&document, "/components/schemas/Provenance");
+    check_enum::<Risk>(&document, "/components/schemas/Risk");
+    check_enum::<Operator>(&document, "/components/schemas/Operator");
+    check_enum::<sluice_core::Reason>(&document, "/components/schemas/Reason");
+    check_enum::<sluice_core::ErrorCode>(&document, "/components/schemas/ErrorCode");
+    check_enum::<sluice_server::store::TokenScope>(&document, "/components/schemas/TokenScope");
+    check_enum::<sluice_server::store::Backend>(
+        &document,
+        "/components/schemas/Status/properties/backend",
+    );
+    check_enum::<sluice_server::store::audit::BreakKind>(
+        &document,
+        "/components/schemas/ChainBreak/properties/kind",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// A small JSON Schema checker: the keywords this document uses, strictly. An object schema
+// with `properties` and no `additionalProperties` admits no other fields here, so an
+// undocumented response field fails.
+
+fn validate(document: &Value, schema: &Value, value: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    check(document, schema, value, "$", &mut errors);
+    errors
+}
+
+fn type_matches(kind: &str, value: &Value) -> bool {
+    match kind {
+        "null" => value.is_null(),
+        "boolean" => value.is_boolean(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "string" => value.is_string(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        other => panic!("unknown type {other}"),
+    }
+}
+
+fn check(document: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    let schema = resolve(document, schema);
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let matching = options
+            .iter()
+            .filter(|option| validate(document, option, value).is_empty())
+            .count();
+        if matching != 1 {
+            errors.push(format!(
+                "{at}: matches {matching} of the oneOf schemas: {value}"
+            ));
+        }
+    }
+    if let Some(kind) = schema.get("type") {
+        let kinds: Vec<&str> = match kind {
+            Value::String(kind) => vec![kind.as_str()],
+            Value::Array(kinds) => kinds.iter().filter_map(Value::as_str).collect(),
+            other => panic!("bad type {other}"),
+        };
+        if !kinds.iter().any(|kind| type_matches(kind, value)) {
+            errors.push(format!("{at}: expected {kinds:?}, got {value}"));
+            return;
+        }
+    }
+    if let Some(expected) = schema.get("const")
+        && expected != value
+    {
+        errors.push(format!("{at}: expected {expected}, got {value}"));
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        errors.push(format!("{at}: {value} is not one of {options:?}"));
+    }
+    if let Some(number) = value.as_f64() {
+        if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64)
+            && number < minimum
+        {
+            errors.push(format!("{at}: {number} < {minimum}"));
+        }
+        if let Some(maximum) = schema.get("maximum").and_then(Value::as_f64)
+            && number > maximum
+        {
+            errors.push(format!("{at}: {number} > {maximum}"));
+        }
+    }
+    if let Some(map) = value.as_object() {
+        for field in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let field = field.as_str().unwrap();
+            if !map.contains_key(field) {
+                errors.push(format!("{at}: `{field}` is missing"));
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let additional = schema.get("additionalProperties");
+        for (field, item) in map {
+            let here = format!("{at}.{field}");
+            match (properties.and_then(|p| p.get(field)), additional) {
+                (Some(property), _) => check(document, property, item, &here, errors),
+                (None, Some(Value::Bool(true))) => {}
+                (None, Some(Value::Bool(false))) => {
+                    errors.push(format!("{here}: not in the schema"))
+                }
+                (None, Some(additional)) => check(document, additional, item, &here, errors),
+                (None, None) if properties.is_some() => {
+                    errors.push(format!("{here}: not documented"))
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    if let (Some(items), Some(element)) = (value.as_array(), schema.get("items")) {
+        for (index, item) in items.iter().enumerate() {
+            check(document, element, item, &format!("{at}[{index}]"), errors);
+        }
+    }
+}
+
+#[test]
+fn the_checker_catches_what_it_should() {
+    let document = json!({"components": {"schemas": {"T": {
+        "type": "object", "required": ["a"],
+        "properties": {"a": {"type": "integer", "minimum": 0}, "b": {"type": ["string", "null"]}},
+    }}}});
+    let t = json!({"$ref": "#/components/schemas/T"});
+    assert!(validate(&document, &t, &json!({"a": 1, "b": null})).is_empty());
+    assert_eq!(validate(&document, &t, &json!({"b": "x"})).len(), 1);
+    assert_eq!(validate(&document, &t, &json!({"a": -1})).len(), 1);
+    assert_eq!(validate(&document, &t, &json!({"a": 1, "c": 2})).len(), 1);
+    assert_eq!(validate(&document, &t, &json!({"a": "1"})).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Real responses against the document.
+
+enum Body {
+    Empty,
+    Json(Value),
+    Text(&'static str, String),
+}
+
+use Body::{Empty, Json, Text};
+
+struct Conformance<'a> {
+    app: &'a App,
+    document: &'a Value,
+    succeeded: BTreeSet<String>,
+}
+
+struct Answer {
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> String {
+        self.headers[name].to_str().unwrap().to_owned()
+    }
+}
+
+/// A request: the documented operation (`"POST /api/v1/flags/{key}"`), the concrete path
+/// (the template's when `None`), the token and extra headers.
+struct Call<'a> {
+    operation: &'a str,
+    path: Option<&'a str>,
+    token: Option<&'a str>,
+    headers: Vec<(&'a str, &'a str)>,
+}
+
+fn to<'a>(operation: &'a str) -> Call<'a> {
+    Call {
+        operation,
+        path: None,
+        token: None,
+        headers: Vec::new(),
+    }
+}
+
+impl<'a> Call<'a> {
+    fn at(mut self, path: &'a str) -> Call<'a> {
+        self.path = Some(path);
+        self
+    }
+
+    fn by(mut self, token: &'a str) -> Call<'a> {
+        self.token = Some(token);
+        self
+    }
+
+    fn with(mut self, name: &'a str, value: &'a str) -> Call<'a> {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+impl Conformance<'_> {
+    /// Sends `call`, expects `status`, and checks the answer against the document: the
+    /// status is documented, required headers are present, and the body has a documented
+    /// content type and matches its schema.
+    async fn expect(&mut self, status: u16, call: Call<'_>, body: Body) -> Answer {
+        let (method, template) = call.operation.split_once(' ').unwrap();
+        let path = call.path.unwrap_or(template);
+        let op = &self.document["paths"][template][method.to_lowercase()];
+        assert!(op.is_object(), "{method} {template} is not documented");
+        let url = format!("{}{path}", self.app.address);
+        let mut request = self
+            .app
+            .client
+            .request(Method::from_bytes(method.as_bytes()).unwrap(), url);
+        if let Some(token) = call.token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in &call.headers {
+            request = request.header(*name, *value);
+        }
+        request = match body {
+            Empty => request,
+            Json(value) => request.json(&value),
+            Text(content_type, text) => request.header(CONTENT_TYPE, content_type).body(text),
+        };
+        let response = request.send().await.unwrap();
+        let received = response.status();
+        let headers = response.headers().clone();
+        let content_type = headers.get(CONTENT_TYPE).map(|v| {
+            v.to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim()
+                .to_owned()
+        });
+        let streaming = content_type.as_deref() == Some("text/event-stream");
+        let text = if streaming {
+            String::new()
+        } else {
+            response.text().await.unwrap()
+        };
+        let what = format!("{method} {path} → {received}");
+        assert_eq!(received.as_u16(), status, "{what}: {text}");
+        let documented = op["responses"]
+            .get(received.as_str())
+            .map(|r| resolve(self.document, r))
+            .unwrap_or_else(|| panic!("{what}: status not documented"));
+        for (header, promise) in documented
+            .get("headers")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if resolve(self.document, promise)["required"] == true {
+                assert!(
+                    headers.contains_key(header.as_str()),
+                    "{what}: promised header {header} is missing"
+                );
+            }
+        }
+        let mut body = Value::Null;
+        if streaming || !text.is_empty() {
+            let content_type =
+                content_type.unwrap_or_else(|| panic!("{what}: a body without a content type"));
+            let media = documented["content"].get(&content_type).unwrap_or_else(|| {
+                panic!("{what}: content type {content_type} is not documented: {text}")
+            });
+            if content_type == "application/json" {
+                body = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"));
+                let errors = validate(self.document, &media["schema"], &body);
+                assert!(
+                    errors.is_empty(),
+                    "{what}: the body does not match the document:\n{}\n{body:#}",
+                    errors.join("\n")
+                );
+            } else {
+                body = Value::String(text);
+            }
+        }
+        if received.is_success() || received == StatusCode::NOT_MODIFIED {
+            self.succeeded.insert(format!("{method} {template}"));
+        }
+        Answer { headers, body }
+    }
+}
+
+fn example(document: &Value, operation: &str) -> Value {
+    let (method, template) = operation.split_once(' ').unwrap();
+    let op = &document["paths"][template][method.to_lowercase()];
+    op["requestBody"]["content"]["application/json"]["example"].clone()
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)]
+async fn real_responses_match_the_document() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+    let admin = app.admin.as_str();
+    let mut c = Conformance {
+        app: &app,
+        document: &document,
+        succeeded: BTreeSet::new(),
+    };
+
+    // Health and documents.
+    c.expect(200, to("GET /health"), Empty).await;
+    c.expect(200, to("GET /ready"), Empty).await;
+    c.expect(200, to("GET /api/v1/status").by(admin), Empty)
+        .await;
+    c.expect(200, to("GET /metrics"), Empty).await;
+    c.expect(200, to("GET /api/v1/openapi.json"), Empty).await;
+    c.expect(200, to("GET /api/docs"), Empty).await;
+
+    // Environments.
+    let env = "POST /api/v1/environments/{name}";
+    let put_env = "PUT /api/v1/environments/{name}";
+    let qa = "/api/v1/environments/qa";
+    let about = example(&document, env);
+    c.expect(201, to(env).at(qa).by(admin), Json(about.clone()))
+        .await;
+    c.expect(409, to(env).at(qa).by(admin), Json(about.clone()))
+        .await;
+    c.expect(
+        400,
+        to(env).at("/api/v1/environments/-bad").by(admin),
+        Json(about.clone()),
+    )
+    .await;
+    c.expect(
+        422,
+        to(env).at("/api/v1/environments/qa2").by(admin),
+        Json(json!({"colour": 1})),
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/environments/{name}").at(qa).by(admin),
+        Empty,
+    )
+    .await;
+    let missing = to("GET /api/v1/environments/{name}").at("/api/v1/environments/nope");
+    c.expect(404, missing.by(admin), Empty).await;
+    c.expect(
+        412,
+        to(put_env).at(qa).by(admin).with("If-Match", "\"9\""),
+        Json(about.clone()),
+    )
+    .await;
+    let answer = c
+        .expect(
+            200,
+            to(put_env).at(qa).by(admin).with("If-Match", "\"1\""),
+            Json(about),
+        )
+        .await;
+    assert_eq!(answer.header("etag"), "\"2\"");
+    c.expect(
+        400,
+        to(put_env).at(qa).by(admin).with("If-Match", "two"),
+        Json(json!({})),
+    )
+    .await;
+    c.expect(200, to("GET /api/v1/environments").by(admin), Empty)
+        .await;
+
+    // Flags.
+    let create = "POST /api/v1/flags/{key}";
+    let update = "PUT /api/v1/flags/{key}";
+    let read = "GET /api/v1/flags/{key}";
+    let checkout = "/api/v1/flags/checkout";
+    let definition = example(&document, create);
+    let reason = ("X-Sluice-Reason", "conformance");
+    c.expect(
+        201,
+        to(create).at(checkout).by(admin).with(reason.0, reason.1),
+        Json(definition.clone()),
+    )
+    .await;
+    c.expect(
+        409,
+        to(create).at(checkout).by(admin),
+        Json(definition.clone()),
+    )
+    .await;
+    let split = json!({
+        "type": "string", "variants": {"a": "A", "b": "B"}, "default_variant": "a",
+        "rules": [{"split": [{"variant": "a", "weight": 50_000}, {"variant": "b", "weight": 50_000}]}],
+    });
+    c.expect(
+        201,
+        to(create).at("/api/v1/flags/banner").by(admin),
+        Json(split),
+    )
+    .await;
+    let broken = json!({"type": "boolean", "variants": {"on": true}, "default_variant": "missing"});
+    let answer = c
+        .expect(
+            422,
+            to(create).at("/api/v1/flags/broken").by(admin),
+            Json(broken),
+        )
+        .await;
+    assert!(!answer.body["errors"].as_array().unwrap().is_empty());
+    let typo =
+        json!({"type": "boolean", "variants": {"on": true}, "default_variant": "on", "rulse": []});
+    c.expect(
+        422,
+        to(create).at("/api/v1/flags/typo").by(admin),
+        Json(typo),
+    )
+    .await;
+    let not_json = Text("application/json", "{oops".into());
+    c.expect(400, to(create).at("/api/v1/flags/oops").by(admin), not_json)
+        .await;
+    let huge = Text("application/json", "x".repeat(1_100_000));
+    c.expect(413, to(create).at("/api/v1/flags/huge").by(admin), huge)
+        .await;
+    c.expect(200, to(read).at(checkout).by(admin), Empty).await;
+    c.expect(404, to(read).at("/api/v1/flags/nope").by(admin), Empty)
+        .await;
+    c.expect(
+        200,
+        to(update).at(checkout).by(admin).with("If-Match", "\"1\""),
+        Json(definition.clone()),
+    )
+    .await;
+    c.expect(
+        412,
+        to(update).at(checkout).by(admin).with("If-Match", "\"1\""),
+        Json(definition.clone()),
+    )
+    .await;
+    c.expect(
+        404,
+        to(update).at("/api/v1/flags/nope").by(admin),
+        Json(definition.clone()),
+    )
+    .await;
+    c.expect(200, to("GET /api/v1/flags").by(admin), Empty)
+        .await;
+    let kill = "POST /api/v1/flags/{key}/kill";
+    let restore = "POST /api/v1/flags/{key}/restore";
+    c.expect(
+        200,
+        to(kill)
+            .at("/api/v1/flags/checkout/kill?env=production")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    let back = "/api/v1/flags/checkout/restore?env=production&reason=ok";
+    c.expect(200, to(restore).at(back).by(admin), Empty).await;
+    c.expect(404, to(kill).at("/api/v1/flags/nope/kill").by(admin), Empty)
+        .await;
+    c.expect(
+        412,
+        to(kill)
+            .at("/api/v1/flags/checkout/kill")
+            .by(admin)
+            .with("If-Match", "9"),
+        Empty,
+    )
+    .await;
+
+    // Segments.
+    let segment = "POST /api/v1/segments/{name}";
+    let staff = "/api/v1/segments/staff";
+    let audience = example(&document, segment);
+    c.expect(201, to(segment).at(staff).by(admin), Json(audience.clone()))
+        .await;
+    c.expect(
+        200,
+        to("GET /api/v1/segments/{name}").at(staff).by(admin),
+        Empty,
+    )
+    .await;
+    let put_segment = "PUT /api/v1/segments/{name}";
+    c.expect(
+        200,
+        to(put_segment).at(staff).by(admin).with("If-Match", "1"),
+        Json(audience),
+    )
+    .await;
+    let bad = json!({"when": [{"attribute": "plan", "op": "lt", "value": "x"}]});
+    c.expect(422, to(put_segment).at(staff).by(admin), Json(bad))
+        .await;
+    c.expect(200, to("GET /api/v1/segments").by(admin), Empty)
+        .await;
+    let nope = to("GET /api/v1/segments/{name}").at("/api/v1/segments/nope");
+    c.expect(404, nope.by(admin), Empty).await;
+
+    // Tokens.
+    let tokens = "POST /api/v1/tokens";
+    let created = c
+        .expect(201, to(tokens).by(admin), Json(example(&document, tokens)))
+        .await;
+    let client = created.body["secret"].as_str().unwrap().to_owned();
+    let server_token = json!({"name": "api", "scope": "server", "environment": "production"});
+    let created = c
+        .expect(201, to(tokens).by(admin), Json(server_token))
+        .await;
+    let server = created.body["secret"].as_str().unwrap().to_owned();
+    let created = c
+        .expect(
+            201,
+            to(tokens).by(admin),
+            Json(json!({"name": "spare", "scope": "admin"})),
+        )
+        .await;
+    let spare = format!("/api/v1/tokens/{}", created.body["id"].as_str().unwrap());
+    c.expect(
+        400,
+        to(tokens).by(admin),
+        Json(json!({"name": "x", "scope": "client"})),
+    )
+    .await;
+    let bad_env = json!({"name": "x", "scope": "client", "environment": "nope"});
+    c.expect(404, to(tokens).by(admin), Json(bad_env)).await;
+    c.expect(
+        422,
+        to(tokens).by(admin),
+        Json(json!({"name": "x", "scope": "root"})),
+    )
+    .await;
+    c.expect(200, to("GET /api/v1/tokens").by(admin), Empty)
+        .await;
+    c.expect(
+        200,
+        to("DELETE /api/v1/tokens/{id}").at(&spare).by(admin),
+        Empty,
+    )
+    .await;
+    let unknown = to("DELETE /api/v1/tokens/{id}").at("/api/v1/tokens/tok_0000000000000000");
+    c.expect(404, unknown.by(admin), Empty).await;
+    c.expect(403, to("GET /api/v1/tokens").by(&client), Empty)
+        .await;
+    c.expect(401, to("GET /api/v1/tokens").by("sluice_nope"), Empty)
+        .await;
+
+    // OFREP.
+    let one = "POST /ofrep/v1/evaluate/flags/{key}";
+    let all = "POST /ofrep/v1/evaluate/flags";
+    let flag = "/ofrep/v1/evaluate/flags/checkout";
+    let context = example(&document, one);
+    let answer = c
+        .expect(200, to(one).at(flag).by(&client), Json(context.clone()))
+        .await;
+    let etag = answer.header("etag");
+    c.expect(
+        304,
+        to(one).at(flag).by(&client).with("If-None-Match", &etag),
+        Json(context.clone()),
+    )
+    .await;
+    c.expect(200, to(one).at(flag).by(&server), Json(context.clone()))
+        .await;
+    c.expect(
+        200,
+        to(one).at(flag).with("X-API-Key", &client),
+        Json(context.clone()),
+    )
+    .await;
+    let nope = "/ofrep/v1/evaluate/flags/nope";
+    c.expect(404, to(one).at(nope).by(&client), Json(context.clone()))
+        .await;
+    // A split without a targeting key, and a context that is not an object.
+    let banner = "/ofrep/v1/evaluate/flags/banner";
+    c.expect(
+        400,
+        to(one).at(banner).by(&client),
+        Json(json!({"context": {}})),
+    )
+    .await;
+    c.expect(
+        400,
+        to(one).at(flag).by(&client),
+        Json(json!({"context": [1]})),
+    )
+    .await;
+    c.expect(
+        400,
+        to(one).at(flag).by(&client),
+        Text("application/json", "{oops".into()),
+    )
+    .await;
+    c.expect(401, to(one).at(flag), Json(context.clone())).await;
+    c.expect(403, to(one).at(flag).by(admin), Json(context.clone()))
+        .await;
+    let answer = c
+        .expect(200, to(all).by(&client), Json(context.clone()))
+        .await;
+    assert_eq!(answer.body["flags"].as_array().unwrap().len(), 2);
+    let etag = answer.header("etag");
+    c.expect(
+        304,
+        to(all).by(&client).with("If-None-Match", &etag),
+        Json(context.clone()),
+    )
+    .await;
+    c.expect(200, to(all).by(&client), Empty).await;
+    c.expect(
+        400,
+        to(all).by(&client),
+        Text("application/json", "{oops".into()),
+    )
+    .await;
+
+    // Streams and polling.
+    c.expect(200, to("GET /ofrep/v1/events").by(&client), Empty)
+        .await;
+    c.expect(200, to("GET /api/v1/stream").by(&server), Empty)
+        .await;
+    c.expect(403, to("GET /api/v1/stream").by(&client), Empty)
+        .await;
+    let answer = c
+        .expect(200, to("GET /api/v1/config").by(&server), Empty)
+        .await;
+    let etag = answer.header("etag");
+    c.expect(
+        304,
+        to("GET /api/v1/config")
+            .by(&server)
+            .with("If-None-Match", &etag),
+        Empty,
+    )
+    .await;
+    c.expect(403, to("GET /api/v1/config").by(&client), Empty)
+        .await;
+
+    // Audit.
+    let audit = "GET /api/v1/audit";
+    c.expect(200, to(audit).by(admin), Empty).await;
+    let query = "/api/v1/audit?resource=flag:checkout&limit=2&since=0";
+    let filtered = c.expect(200, to(audit).at(query).by(admin), Empty).await;
+    assert_eq!(filtered.body["records"].as_array().unwrap().len(), 2);
+    c.expect(
+        400,
+        to(audit).at("/api/v1/audit?colour=red").by(admin),
+        Empty,
+    )
+    .await;
+    let verified = c
+        .expect(200, to("GET /api/v1/audit/verify").by(admin), Empty)
+        .await;
+    assert_eq!(verified.body["ok"], true);
+
+    // Export and import.
+    let export = "GET /api/v1/export";
+    let exported = c.expect(200, to(export).by(admin), Empty).await;
+    let version = exported.header("x-sluice-config-version");
+    let yaml = c
+        .expect(
+            200,
+            to(export).at("/api/v1/export?format=yaml").by(admin),
+            Empty,
+        )
+        .await;
+    c.expect(
+        400,
+        to(export).at("/api/v1/export?format=xml").by(admin),
+        Empty,
+    )
+    .await;
+    let import = "POST /api/v1/import";
+    let file = example(&document, import);
+    let dry = c
+        .expect(
+            200,
+            to(import).at("/api/v1/import?dry_run=true").by(admin),
+            Json(file.clone()),
+        )
+        .await;
+    assert_eq!(dry.body["dryRun"], true);
+    c.expect(
+        412,
+        to(import).by(admin).with("If-Match", "\"1\""),
+        Json(file.clone()),
+    )
+    .await;
+    let yaml = Text("application/yaml", yaml.body.as_str().unwrap().to_owned());
+    let round_trip = to(import)
+        .at("/api/v1/import?reason=round-trip")
+        .by(admin)
+        .with("If-Match", &version);
+    c.expect(200, round_trip, yaml).await;
+    let invalid =
+        json!({"flags": {"f": {"type": "boolean", "variants": {}, "default_variant": "x"}}});
+    c.expect(422, to(import).by(admin), Json(invalid)).await;
+    c.expect(200, to(import).by(admin), Json(file)).await;
+
+    // Deletions.
+    let delete_segment = "DELETE /api/v1/segments/{name}";
+    c.expect(
+        412,
+        to(delete_segment).at(staff).by(admin).with("If-Match", "9"),
+        Empty,
+    )
+    .await;
+    c.expect(204, to(delete_segment).at(staff).by(admin), Empty)
+        .await;
+    c.expect(404, to(delete_segment).at(staff).by(admin), Empty)
+        .await;
+    c.expect(
+        204,
+        to("DELETE /api/v1/flags/{key}").at(checkout).by(admin),
+        Empty,
+    )
+    .await;
+    let delete_env = "DELETE /api/v1/environments/{name}";
+    // Tokens still belong to production.
+    c.expect(
+        409,
+        to(delete_env)
+            .at("/api/v1/environments/production")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(204, to(delete_env).at(qa).by(admin), Empty).await;
+
+    // Every operation answered with success at least once.
+    let all_operations: BTreeSet<String> = operations(&document)
+        .into_iter()
+        .map(|(path, method, _)| format!("{} {path}", method.to_uppercase()))
+        .collect();
+    let missed: Vec<&String> = all_operations.difference(&c.succeeded).collect();
+    assert!(
+        missed.is_empty(),
+        "operations never exercised with success: {missed:?}"
+    );
+}
