@@ -89,7 +89,10 @@ impl Compiler {
             self.error(
                 ErrorKind::Invalid,
                 root.key("version"),
-                format!("version {} is not supported; only version 1 exists", file.version),
+                format!(
+                    "version {} is not supported; only version 1 exists",
+                    file.version
+                ),
             );
         }
         let environments = file.environment_names();
@@ -97,7 +100,11 @@ impl Compiler {
             let mut seen = HashSet::new();
             for (i, name) in names.iter().enumerate() {
                 if let Err(message) = check_key(name) {
-                    self.error(ErrorKind::Invalid, root.key("environments").index(i), message);
+                    self.error(
+                        ErrorKind::Invalid,
+                        root.key("environments").index(i),
+                        message,
+                    );
                 }
                 if !seen.insert(name) {
                     self.error(
@@ -206,7 +213,10 @@ impl Compiler {
                     .key(names[start].clone())
                     .key("when")
                     .index(via),
-                format!("segments refer to each other in a cycle: {}", chain.join(" → ")),
+                format!(
+                    "segments refer to each other in a cycle: {}",
+                    chain.join(" → ")
+                ),
             );
         }
     }
@@ -268,7 +278,11 @@ impl Compiler {
         for (name, value) in &def.variants {
             let variant_path = path.key("variants").key(name.clone());
             if name.is_empty() {
-                self.error(ErrorKind::Invalid, variant_path.clone(), "variant names must not be empty");
+                self.error(
+                    ErrorKind::Invalid,
+                    variant_path.clone(),
+                    "variant names must not be empty",
+                );
             }
             if !def.flag_type.admits(value) {
                 self.error(
@@ -285,8 +299,11 @@ impl Compiler {
         }
         let variant_names: Vec<&str> = def.variants.keys().map(String::as_str).collect();
 
-        let mut default_variant =
-            self.variant(&variant_names, &def.default_variant, path.key("default_variant"));
+        let mut default_variant = self.variant(
+            &variant_names,
+            &def.default_variant,
+            path.key("default_variant"),
+        );
         let off_variant = def
             .off_variant
             .as_ref()
@@ -312,7 +329,10 @@ impl Compiler {
                 continue;
             };
             let target_variants = &self.flag_variants[target];
-            match target_variants.iter().position(|v| *v == prerequisite.variant) {
+            match target_variants
+                .iter()
+                .position(|v| *v == prerequisite.variant)
+            {
                 Some(variant) => prerequisites.push(Prerequisite {
                     flag: target,
                     variant,
@@ -334,7 +354,12 @@ impl Compiler {
             .as_deref()
             .map(|b| self.bucket_by(b, path.key("bucket_by")));
 
-        let mut rules = self.rules(&def.rules, &path.key("rules"), &variant_names, flag_bucket_by.as_ref());
+        let mut rules = self.rules(
+            &def.rules,
+            &path.key("rules"),
+            &variant_names,
+            flag_bucket_by.as_ref(),
+        );
         let mut enabled = def.enabled;
         for (env_name, env_override) in &def.environments {
             let env_path = path.key("environments").key(env_name.clone());
@@ -348,12 +373,16 @@ impl Compiler {
                     ),
                 );
             }
-            let env_default = env_override
-                .default_variant
-                .as_ref()
-                .and_then(|name| self.variant(&variant_names, name, env_path.key("default_variant")));
+            let env_default = env_override.default_variant.as_ref().and_then(|name| {
+                self.variant(&variant_names, name, env_path.key("default_variant"))
+            });
             let env_rules = env_override.rules.as_ref().map(|rules| {
-                self.rules(rules, &env_path.key("rules"), &variant_names, flag_bucket_by.as_ref())
+                self.rules(
+                    rules,
+                    &env_path.key("rules"),
+                    &variant_names,
+                    flag_bucket_by.as_ref(),
+                )
             });
             if Some(env_name.as_str()) == environment {
                 if let Some(env_enabled) = env_override.enabled {
@@ -371,7 +400,11 @@ impl Compiler {
         if let Some(salt) = &def.salt
             && salt.is_empty()
         {
-            self.error(ErrorKind::Invalid, path.key("salt"), "the salt must not be empty");
+            self.error(
+                ErrorKind::Invalid,
+                path.key("salt"),
+                "the salt must not be empty",
+            );
         }
         if let Some(expires) = &def.expires
             && expires.parse::<jiff::civil::Date>().is_err()
@@ -388,7 +421,10 @@ impl Compiler {
                 self.error(
                     ErrorKind::Invalid,
                     path.key("metadata").key(name.clone()),
-                    format!("metadata values must be strings, numbers or booleans, not {}", show(value)),
+                    format!(
+                        "metadata values must be strings, numbers or booleans, not {}",
+                        show(value)
+                    ),
                 );
             }
             metadata.insert(name.clone(), value.clone());
@@ -517,9 +553,18 @@ impl Compiler {
         })
     }
 
-    fn split(&mut self, arms: &[WeightDef], path: &Path, variants: &[&str]) -> Option<Box<[(u32, usize)]>> {
+    fn split(
+        &mut self,
+        arms: &[WeightDef],
+        path: &Path,
+        variants: &[&str],
+    ) -> Option<Box<[(u32, usize)]>> {
         if arms.is_empty() {
-            self.error(ErrorKind::InvalidWeights, path.clone(), "a split needs at least one arm");
+            self.error(
+                ErrorKind::InvalidWeights,
+                path.clone(),
+                "a split needs at least one arm",
+            );
             return None;
         }
         let mut total: u64 = 0;
@@ -586,7 +631,9 @@ impl Compiler {
                     self.error(
                         ErrorKind::Invalid,
                         path.key(field),
-                        format!("a segment condition takes only `segment` and `negate`, not `{field}`"),
+                        format!(
+                            "a segment condition takes only `segment` and `negate`, not `{field}`"
+                        ),
                     );
                 }
             }
@@ -606,7 +653,11 @@ impl Compiler {
             };
         }
         let (Some(attribute), Some(op)) = (&def.attribute, def.op) else {
-            let missing = if def.attribute.is_none() { "attribute" } else { "op" };
+            let missing = if def.attribute.is_none() {
+                "attribute"
+            } else {
+                "op"
+            };
             self.error(
                 ErrorKind::Structure,
                 path.clone(),
@@ -626,10 +677,19 @@ impl Compiler {
     }
 
     /// The operands with their paths; `None` after reporting a problem.
-    fn operands<'d>(&mut self, def: &'d ConditionDef, op: Operator, path: &Path) -> Option<Vec<(&'d Value, Path)>> {
+    fn operands<'d>(
+        &mut self,
+        def: &'d ConditionDef,
+        op: Operator,
+        path: &Path,
+    ) -> Option<Vec<(&'d Value, Path)>> {
         if op == Operator::Exists {
             if def.value.is_some() || def.values.is_some() {
-                self.error(ErrorKind::Invalid, path.clone(), "`exists` takes no `value` or `values`");
+                self.error(
+                    ErrorKind::Invalid,
+                    path.clone(),
+                    "`exists` takes no `value` or `values`",
+                );
                 return None;
             }
             return Some(Vec::new());
@@ -637,14 +697,21 @@ impl Compiler {
         let list_op = matches!(op, Operator::In | Operator::NotIn);
         match (&def.value, &def.values) {
             (Some(_), Some(_)) => {
-                self.error(ErrorKind::Invalid, path.clone(), "set either `value` or `values`, not both");
+                self.error(
+                    ErrorKind::Invalid,
+                    path.clone(),
+                    "set either `value` or `values`, not both",
+                );
                 None
             }
             (None, None) => {
                 self.error(
                     ErrorKind::Structure,
                     path.clone(),
-                    format!("missing field `value`: operator `{}` needs an operand", op.as_str()),
+                    format!(
+                        "missing field `value`: operator `{}` needs an operand",
+                        op.as_str()
+                    ),
                 );
                 None
             }
@@ -658,7 +725,11 @@ impl Compiler {
             (Some(value), None) => Some(vec![(value, path.key("value"))]),
             (None, Some(values)) => {
                 if values.is_empty() {
-                    self.error(ErrorKind::Invalid, path.key("values"), "`values` must not be empty");
+                    self.error(
+                        ErrorKind::Invalid,
+                        path.key("values"),
+                        "`values` must not be empty",
+                    );
                     return None;
                 }
                 Some(
@@ -694,21 +765,31 @@ impl Compiler {
 
     fn test(&mut self, op: Operator, operands: &[(&Value, Path)]) -> Option<(Test, bool)> {
         let string = |value: &Value| -> Result<Box<str>, String> {
-            value
-                .as_str()
-                .map(Box::from)
-                .ok_or_else(|| format!("{} is not a string; `{}` compares strings", show(value), op.as_str()))
+            value.as_str().map(Box::from).ok_or_else(|| {
+                format!(
+                    "{} is not a string; `{}` compares strings",
+                    show(value),
+                    op.as_str()
+                )
+            })
         };
         let number = |value: &Value| -> Result<f64, String> {
-            value
-                .as_f64()
-                .ok_or_else(|| format!("{} is not a number; `{}` compares numbers", show(value), op.as_str()))
+            value.as_f64().ok_or_else(|| {
+                format!(
+                    "{} is not a number; `{}` compares numbers",
+                    show(value),
+                    op.as_str()
+                )
+            })
         };
         let scalar = |value: &Value| -> Result<Value, String> {
             if value.is_string() || value.is_number() || value.is_boolean() {
                 Ok(value.clone())
             } else {
-                Err(format!("{} is not a string, number or boolean", show(value)))
+                Err(format!(
+                    "{} is not a string, number or boolean",
+                    show(value)
+                ))
             }
         };
         let version = |value: &Value| -> Result<OwnedVersion, String> {
@@ -726,7 +807,10 @@ impl Compiler {
         };
         let time = |value: &Value| -> Result<i128, String> {
             time_nanos(value).ok_or_else(|| {
-                format!("{} is not an RFC 3339 time (like 2026-01-31T00:00:00Z) or Unix seconds", show(value))
+                format!(
+                    "{} is not an RFC 3339 time (like 2026-01-31T00:00:00Z) or Unix seconds",
+                    show(value)
+                )
             })
         };
         let regex = |value: &Value| -> Result<regex::Regex, String> {
@@ -745,29 +829,69 @@ impl Compiler {
                 .build()
                 .map_err(|e| match e {
                     regex::Error::CompiledTooBig(_) => {
-                        format!("the pattern compiles larger than {MAX_REGEX_SIZE} bytes; simplify it")
+                        format!(
+                            "the pattern compiles larger than {MAX_REGEX_SIZE} bytes; simplify it"
+                        )
                     }
-                    other => format!("\"{pattern}\" is not a valid regex: {}", regex_reason(&other.to_string())),
+                    other => format!(
+                        "\"{pattern}\" is not a valid regex: {}",
+                        regex_reason(&other.to_string())
+                    ),
                 })
         };
         let test = match op {
             Operator::Eq | Operator::In => (Test::Equals(self.parse_all(operands, scalar)?), false),
-            Operator::Neq | Operator::NotIn => (Test::Equals(self.parse_all(operands, scalar)?), true),
+            Operator::Neq | Operator::NotIn => {
+                (Test::Equals(self.parse_all(operands, scalar)?), true)
+            }
             Operator::Contains => (Test::Contains(self.parse_all(operands, string)?), false),
             Operator::StartsWith => (Test::StartsWith(self.parse_all(operands, string)?), false),
             Operator::EndsWith => (Test::EndsWith(self.parse_all(operands, string)?), false),
             Operator::Matches => (Test::Matches(self.parse_all(operands, regex)?), false),
-            Operator::Lt => (Test::Number(Accept::LT, self.parse_all(operands, number)?), false),
-            Operator::Lte => (Test::Number(Accept::LTE, self.parse_all(operands, number)?), false),
-            Operator::Gt => (Test::Number(Accept::GT, self.parse_all(operands, number)?), false),
-            Operator::Gte => (Test::Number(Accept::GTE, self.parse_all(operands, number)?), false),
-            Operator::SemverEq => (Test::Semver(Accept::EQ, self.parse_all(operands, version)?), false),
-            Operator::SemverLt => (Test::Semver(Accept::LT, self.parse_all(operands, version)?), false),
-            Operator::SemverLte => (Test::Semver(Accept::LTE, self.parse_all(operands, version)?), false),
-            Operator::SemverGt => (Test::Semver(Accept::GT, self.parse_all(operands, version)?), false),
-            Operator::SemverGte => (Test::Semver(Accept::GTE, self.parse_all(operands, version)?), false),
-            Operator::Before => (Test::Time(Accept::LT, self.parse_all(operands, time)?), false),
-            Operator::After => (Test::Time(Accept::GT, self.parse_all(operands, time)?), false),
+            Operator::Lt => (
+                Test::Number(Accept::LT, self.parse_all(operands, number)?),
+                false,
+            ),
+            Operator::Lte => (
+                Test::Number(Accept::LTE, self.parse_all(operands, number)?),
+                false,
+            ),
+            Operator::Gt => (
+                Test::Number(Accept::GT, self.parse_all(operands, number)?),
+                false,
+            ),
+            Operator::Gte => (
+                Test::Number(Accept::GTE, self.parse_all(operands, number)?),
+                false,
+            ),
+            Operator::SemverEq => (
+                Test::Semver(Accept::EQ, self.parse_all(operands, version)?),
+                false,
+            ),
+            Operator::SemverLt => (
+                Test::Semver(Accept::LT, self.parse_all(operands, version)?),
+                false,
+            ),
+            Operator::SemverLte => (
+                Test::Semver(Accept::LTE, self.parse_all(operands, version)?),
+                false,
+            ),
+            Operator::SemverGt => (
+                Test::Semver(Accept::GT, self.parse_all(operands, version)?),
+                false,
+            ),
+            Operator::SemverGte => (
+                Test::Semver(Accept::GTE, self.parse_all(operands, version)?),
+                false,
+            ),
+            Operator::Before => (
+                Test::Time(Accept::LT, self.parse_all(operands, time)?),
+                false,
+            ),
+            Operator::After => (
+                Test::Time(Accept::GT, self.parse_all(operands, time)?),
+                false,
+            ),
             Operator::Exists => (Test::Exists, false),
         };
         Some(test)

@@ -65,7 +65,10 @@ fn changes<T: Serialize>(before: &IndexMap<String, T>, after: &IndexMap<String, 
                 fields.sort();
                 fields.dedup();
                 if !fields.is_empty() {
-                    result.updated.push(Updated { key: key.clone(), fields });
+                    result.updated.push(Updated {
+                        key: key.clone(),
+                        fields,
+                    });
                 }
             }
         }
@@ -92,7 +95,10 @@ mod tests {
     use crate::source::{Document, Format, Source};
 
     fn file(text: &str) -> FlagFile {
-        match Source::parse(None, text, Format::Yaml).unwrap().into_document() {
+        match Source::parse(None, text, Format::Yaml)
+            .unwrap()
+            .into_document()
+        {
             Document::Sluice(file) => file,
             Document::Flagd(_) => unreachable!(),
         }
@@ -109,7 +115,13 @@ mod tests {
         let diff = diff(&before, &after);
         assert_eq!(diff.flags.created, vec!["c"]);
         assert_eq!(diff.flags.deleted, vec!["b"]);
-        assert_eq!(diff.flags.updated, vec![Updated { key: "a".into(), fields: vec!["enabled".into()] }]);
+        assert_eq!(
+            diff.flags.updated,
+            vec![Updated {
+                key: "a".into(),
+                fields: vec!["enabled".into()]
+            }]
+        );
         assert!(!diff.is_empty());
         assert!(super::diff(&after, &after).is_empty());
     }

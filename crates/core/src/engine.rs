@@ -255,7 +255,11 @@ impl Engine {
     /// A flag's variants, by name, in definition order.
     pub fn variants(&self, key: &str) -> Option<impl Iterator<Item = (&str, &Value)>> {
         let flag = &self.flags[self.position(key)?];
-        Some(flag.variants.iter().map(|(name, value)| (name.as_ref(), value)))
+        Some(
+            flag.variants
+                .iter()
+                .map(|(name, value)| (name.as_ref(), value)),
+        )
     }
 
     /// Evaluates one flag.
@@ -288,7 +292,12 @@ impl Engine {
 
     /// A string flag's value, or `default`.
     #[inline]
-    pub fn string<'a>(&'a self, key: &str, context: &Context, default: &'a str) -> Typed<'a, &'a str> {
+    pub fn string<'a>(
+        &'a self,
+        key: &str,
+        context: &Context,
+        default: &'a str,
+    ) -> Typed<'a, &'a str> {
         self.typed(key, context, default, Value::as_str)
     }
 
@@ -306,7 +315,12 @@ impl Engine {
 
     /// An object flag's value, or `default`.
     #[inline]
-    pub fn object<'a>(&'a self, key: &str, context: &Context, default: &'a Value) -> Typed<'a, &'a Value> {
+    pub fn object<'a>(
+        &'a self,
+        key: &str,
+        context: &Context,
+        default: &'a Value,
+    ) -> Typed<'a, &'a Value> {
         self.typed(key, context, default, |v| v.is_object().then_some(v))
     }
 
@@ -365,7 +379,10 @@ impl Engine {
                 index: i,
                 name: rules.get(i).and_then(|r| r.name.as_deref()),
             }),
-            (Targeting::Logic(_), Some(i)) => Some(RuleRef { index: i, name: None }),
+            (Targeting::Logic(_), Some(i)) => Some(RuleRef {
+                index: i,
+                name: None,
+            }),
             _ => None,
         };
         let (error, error_message) = match outcome.error {
@@ -486,7 +503,10 @@ fn split_bucket(salt: &Murmur3, bucket_by: &BucketBy, context: &Context) -> Resu
                     len: 0,
                 };
                 write!(text, "{number}").map_err(|_| {
-                    Outcome::failed(ErrorCode::InvalidContext, "bucketing number too long".into())
+                    Outcome::failed(
+                        ErrorCode::InvalidContext,
+                        "bucketing number too long".into(),
+                    )
                 })?;
                 let text = std::str::from_utf8(&text.bytes[..text.len]).unwrap_or_default();
                 Ok(bucket::bucket_after(salt, text))

@@ -61,7 +61,13 @@ impl Source {
         let mut errors: Vec<Error> = map
             .duplicates()
             .iter()
-            .map(|path| Error::new(ErrorKind::Duplicate, path.clone(), "this key appears twice in the same mapping"))
+            .map(|path| {
+                Error::new(
+                    ErrorKind::Duplicate,
+                    path.clone(),
+                    "this key appears twice in the same mapping",
+                )
+            })
             .collect();
         let document = if is_flagd(&value) {
             FlagdFile::from_value(value).map(Document::Flagd)
@@ -141,7 +147,11 @@ fn parse_value(text: &str, format: Format) -> Result<Value, Error> {
         })?,
     };
     if !value.is_object() {
-        let found = if value.is_null() { "an empty document" } else { "something else" };
+        let found = if value.is_null() {
+            "an empty document"
+        } else {
+            "something else"
+        };
         return Err(syntax(
             format!("expected a mapping with `flags` at the top, found {found}"),
             Some(Position { line: 1, column: 1 }),
@@ -189,7 +199,11 @@ pub(crate) fn from_value_at<T: DeserializeOwned>(value: Value, path: &Path) -> R
 fn flag_file_from_value(value: Value) -> Result<FlagFile, Vec<Error>> {
     let root = Path::root();
     let Value::Object(top) = value else {
-        return Err(vec![Error::new(ErrorKind::Structure, root, "expected a mapping")]);
+        return Err(vec![Error::new(
+            ErrorKind::Structure,
+            root,
+            "expected a mapping",
+        )]);
     };
     let mut errors = Vec::new();
     let mut file = FlagFile::default();
@@ -231,7 +245,11 @@ fn flag_file_from_value(value: Value) -> Result<FlagFile, Vec<Error>> {
             )),
         }
     }
-    if errors.is_empty() { Ok(file) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(file)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The entries of a mapping; anything else is reported.
@@ -240,7 +258,11 @@ fn entries(value: Value, path: &Path, errors: &mut Vec<Error>) -> serde_json::Ma
         Value::Object(map) => map,
         Value::Null => serde_json::Map::new(),
         _ => {
-            errors.push(Error::new(ErrorKind::Structure, path.clone(), "expected a mapping of names to definitions"));
+            errors.push(Error::new(
+                ErrorKind::Structure,
+                path.clone(),
+                "expected a mapping of names to definitions",
+            ));
             serde_json::Map::new()
         }
     }

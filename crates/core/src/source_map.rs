@@ -19,8 +19,14 @@ pub struct SourceMap {
 }
 
 enum Frame {
-    Mapping { path: Path, key: Option<String> },
-    Sequence { path: Path, next: usize },
+    Mapping {
+        path: Path,
+        key: Option<String>,
+    },
+    Sequence {
+        path: Path,
+        next: usize,
+    },
     /// A mapping or sequence used as a mapping key: its contents have no path.
     Ignored,
 }
@@ -30,7 +36,8 @@ impl SourceMap {
     pub fn build(text: &str) -> SourceMap {
         let mut map = SourceMap::default();
         let mut stack: Vec<Frame> = Vec::new();
-        map.positions.insert(Path::root(), Position { line: 1, column: 1 });
+        map.positions
+            .insert(Path::root(), Position { line: 1, column: 1 });
         let mut parser = Parser::new_from_str(text);
         while let Some(Ok((event, span))) = parser.next_event() {
             match event {
@@ -132,14 +139,21 @@ mod tests {
         let flag = Path::root().key("flags").key("checkout");
         assert_eq!(at(&map, &flag), "2:3");
         assert_eq!(at(&map, &flag.key("rules").index(0)), "4:9");
-        assert_eq!(at(&map, &flag.key("rules").index(1).key("when").index(0).key("value")), "7:13");
+        assert_eq!(
+            at(
+                &map,
+                &flag.key("rules").index(1).key("when").index(0).key("value")
+            ),
+            "7:13"
+        );
         // A missing path resolves to its nearest ancestor.
         assert_eq!(at(&map, &flag.key("rules").index(1).key("serve")), "5:9");
     }
 
     #[test]
     fn json_positions_and_duplicate_keys() {
-        let text = "{\n  \"flags\": {\n    \"a\": {\"type\": \"boolean\", \"type\": \"string\"}\n  }\n}";
+        let text =
+            "{\n  \"flags\": {\n    \"a\": {\"type\": \"boolean\", \"type\": \"string\"}\n  }\n}";
         let map = SourceMap::build(text);
         let flag = Path::root().key("flags").key("a");
         assert_eq!(at(&map, &flag), "3:5");

@@ -36,13 +36,23 @@ struct Golden {
 
 fn golden_inputs() -> Vec<(String, String)> {
     let mut rng = SplitMix(2026);
-    let salts = ["new-checkout", "pricing-v2", "search.ranking", "dark_mode", "a", ""];
+    let salts = [
+        "new-checkout",
+        "pricing-v2",
+        "search.ranking",
+        "dark_mode",
+        "a",
+        "",
+    ];
     let mut inputs = Vec::new();
     for i in 0..1000 {
         let salt = salts[i % salts.len()].to_owned();
         let key = match i % 4 {
             0 => format!("user-{}", rng.below(1_000_000)),
-            1 => format!("{:032x}", u128::from(rng.next()) << 64 | u128::from(rng.next())),
+            1 => format!(
+                "{:032x}",
+                u128::from(rng.next()) << 64 | u128::from(rng.next())
+            ),
             2 => format!("acct_{}@example.com", rng.below(10_000)),
             _ => "é✓-ünïcode-".repeat(1 + (i % 3)),
         };
@@ -142,7 +152,10 @@ fn ramping_up_never_drops_a_key() {
             }
         }
     }
-    assert!(checked_in > 1000, "the ramps let too few keys in to prove anything");
+    assert!(
+        checked_in > 1000,
+        "the ramps let too few keys in to prove anything"
+    );
     assert_eq!(violations, 0);
 }
 
@@ -150,7 +163,11 @@ fn ramping_up_never_drops_a_key() {
 fn split_share_matches_weight() {
     let engine = ramp_engine(10_000);
     let on = (0..100_000)
-        .filter(|i| engine.boolean("ramp", &Context::with_key(format!("u{i}")), false).value)
+        .filter(|i| {
+            engine
+                .boolean("ramp", &Context::with_key(format!("u{i}")), false)
+                .value
+        })
         .count();
     let share = on as f64 / 1000.0;
     assert!((share - 10.0).abs() < 0.3, "10% split served {share:.2}%");

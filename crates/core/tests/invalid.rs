@@ -22,10 +22,15 @@ fn invalid_definitions_are_rejected_with_located_messages() {
     let bless = std::env::var_os("SLUICE_BLESS").is_some();
     let mut cases = 0;
     let mut failures = Vec::new();
-    let mut entries: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for path in entries {
-        let Some(extension) = path.extension().and_then(|e| e.to_str()) else { continue };
+        let Some(extension) = path.extension().and_then(|e| e.to_str()) else {
+            continue;
+        };
         if extension != "yaml" && extension != "json" {
             continue;
         }
@@ -40,7 +45,10 @@ fn invalid_definitions_are_rejected_with_located_messages() {
             Err(errors) => errors,
         };
         for error in errors.iter() {
-            assert!(error.position.is_some(), "{file_name}: no position in `{error}`");
+            assert!(
+                error.position.is_some(),
+                "{file_name}: no position in `{error}`"
+            );
             assert_eq!(error.file.as_deref(), Some(file_name.as_str()));
         }
         let actual = format!("{errors}\n");
@@ -51,7 +59,9 @@ fn invalid_definitions_are_rejected_with_located_messages() {
         }
         let expected = fs::read_to_string(&expected_path).unwrap_or_default();
         if expected != actual {
-            failures.push(format!("{file_name}:\n--- expected\n{expected}--- actual\n{actual}"));
+            failures.push(format!(
+                "{file_name}:\n--- expected\n{expected}--- actual\n{actual}"
+            ));
         }
     }
     assert!(cases >= 30, "only {cases} invalid definitions are covered");

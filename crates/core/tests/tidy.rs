@@ -38,5 +38,9 @@ fn every_rust_file_starts_with_a_doc_line() {
         })
         .map(|path| path.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` first line:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` first line:\n{}",
+        missing.join("\n")
+    );
 }

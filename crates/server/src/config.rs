@@ -117,15 +117,21 @@ impl Settings {
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("sluice-data"));
-        let database = args.database.or(file.database).unwrap_or_else(|| {
-            format!("sqlite://{}", data_dir.join("sluice.db").display())
-        });
+        let database = args
+            .database
+            .or(file.database)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("sluice.db").display()));
         let store: StoreUrl = database
             .parse()
             .map_err(|e: crate::store::StoreUrlError| ConfigError::Invalid(e.to_string()))?;
-        let body_limit = args.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+        let body_limit = args
+            .body_limit
+            .or(file.body_limit)
+            .unwrap_or(DEFAULT_BODY_LIMIT);
         if body_limit == 0 {
-            return Err(ConfigError::Invalid("body-limit must be at least 1 byte".into()));
+            return Err(ConfigError::Invalid(
+                "body-limit must be at least 1 byte".into(),
+            ));
         }
         let request_timeout = args.request_timeout.or(file.request_timeout).unwrap_or(30);
         let heartbeat = args.heartbeat.or(file.heartbeat).unwrap_or(15);
@@ -170,7 +176,9 @@ mod tests {
     fn defaults_bind_loopback_and_use_sqlite_in_the_data_dir() {
         let settings = Settings::load(ServeArgs::default()).unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8470");
-        assert!(matches!(settings.store, StoreUrl::Sqlite { ref path } if path.ends_with("sluice-data/sluice.db")));
+        assert!(
+            matches!(settings.store, StoreUrl::Sqlite { ref path } if path.ends_with("sluice-data/sluice.db"))
+        );
         assert_eq!(settings.body_limit, DEFAULT_BODY_LIMIT);
     }
 

@@ -90,7 +90,13 @@ impl Configs {
     }
 }
 
-fn env_config(environment: &str, engine: Engine, version: i64, format: &str, flags: &Value) -> Arc<EnvConfig> {
+fn env_config(
+    environment: &str,
+    engine: Engine,
+    version: i64,
+    format: &str,
+    flags: &Value,
+) -> Arc<EnvConfig> {
     let payload = json!({
         "version": version,
         "environment": environment,
@@ -107,7 +113,10 @@ fn env_config(environment: &str, engine: Engine, version: i64, format: &str, fla
 
 /// Compiles a stored snapshot for every environment.
 pub fn compile_snapshot(snapshot: &ConfigSnapshot) -> Result<Loaded, LoadError> {
-    compile_document(&Document::Sluice(snapshot.file.clone()), snapshot.config_version)
+    compile_document(
+        &Document::Sluice(snapshot.file.clone()),
+        snapshot.config_version,
+    )
 }
 
 /// Compiles a document for every environment it describes (flagd documents serve the
@@ -121,7 +130,10 @@ pub fn compile_document(document: &Document, version: i64) -> Result<Loaded, Loa
             source = flags.to_string();
             for name in file.environment_names() {
                 let engine = sluice_core::compile(file, Some(name)).map_err(LoadError::Invalid)?;
-                environments.insert(name.to_owned(), env_config(name, engine, version, "sluice", &flags));
+                environments.insert(
+                    name.to_owned(),
+                    env_config(name, engine, version, "sluice", &flags),
+                );
             }
         }
         Document::Flagd(file) => {
@@ -129,7 +141,10 @@ pub fn compile_document(document: &Document, version: i64) -> Result<Loaded, Loa
             source = flags.to_string();
             for name in sluice_core::model::DEFAULT_ENVIRONMENTS {
                 let engine = file.compile().map_err(LoadError::Invalid)?;
-                environments.insert(name.to_owned(), env_config(name, engine, version, "flagd", &flags));
+                environments.insert(
+                    name.to_owned(),
+                    env_config(name, engine, version, "flagd", &flags),
+                );
             }
         }
     }
@@ -214,7 +229,8 @@ fn read_one(path: &Path) -> Result<Document, LoadError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| LoadError::Io(format!("cannot read {}: {e}", path.display())))?;
     let name = path.display().to_string();
-    let source = Source::parse(Some(&name), &text, Format::from_file_name(&name)).map_err(LoadError::Invalid)?;
+    let source = Source::parse(Some(&name), &text, Format::from_file_name(&name))
+        .map_err(LoadError::Invalid)?;
     // Compile once here so errors carry this file's line numbers.
     source.compile(None).map_err(LoadError::Invalid)?;
     Ok(source.into_document())

@@ -102,7 +102,11 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found(request: Request) -> ApiError {
-    ApiError::NotFound(format!("no route for {} {}", request.method(), request.uri().path()))
+    ApiError::NotFound(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
 }
 
 /// Turns a panic in any handler into a logged 500 that names the request id.
@@ -148,10 +152,16 @@ where
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<JsonBody<T>, Response> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            let status = rejection.status();
-            (status, Json(json!({"error": "bad_request", "message": rejection.body_text()}))).into_response()
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                let status = rejection.status();
+                (
+                    status,
+                    Json(json!({"error": "bad_request", "message": rejection.body_text()})),
+                )
+                    .into_response()
+            })?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(&mut deserializer) {
             Ok(value) => Ok(JsonBody(value)),
@@ -208,7 +218,8 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 
 /// A JSON response carrying the resource's version as its ETag.
 pub fn versioned(status: StatusCode, version: i64, body: serde_json::Value) -> Response {
-    let etag = HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"\""));
+    let etag = HeaderValue::from_str(&format!("\"{version}\""))
+        .unwrap_or(HeaderValue::from_static("\"\""));
     (status, [(header::ETAG, etag)], Json(body)).into_response()
 }
 
@@ -246,9 +257,14 @@ mod tests {
             .unwrap();
         let response = router.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["requestId"], "req-42");
-        assert!(!body.to_string().contains("handler bug"), "panic details stay in the log");
+        assert!(
+            !body.to_string().contains("handler bug"),
+            "panic details stay in the log"
+        );
     }
 }

@@ -63,8 +63,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Started> {
 
 /// Creates an admin token when the store has none, returning its secret.
 async fn bootstrap_admin(state: &AppState) -> anyhow::Result<Option<String>> {
-    let tokens = state.store().list_tokens().await.context("cannot read tokens")?;
-    if tokens.iter().any(|t| t.access == TokenAccess::Admin && t.revoked_at_ms.is_none()) {
+    let tokens = state
+        .store()
+        .list_tokens()
+        .await
+        .context("cannot read tokens")?;
+    if tokens
+        .iter()
+        .any(|t| t.access == TokenAccess::Admin && t.revoked_at_ms.is_none())
+    {
         return Ok(None);
     }
     let secret = generate_secret();

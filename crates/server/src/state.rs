@@ -168,9 +168,8 @@ impl AppState {
         // A write that leaves every flag and segment as it was (a token, an environment's
         // description, a file touched without change) is not a new configuration for SDKs.
         let current = self.inner.configs.current();
-        let result = result.map(|loaded| {
-            loaded.filter(|l| current.as_ref().is_none_or(|c| c.source != l.source))
-        });
+        let result = result
+            .map(|loaded| loaded.filter(|l| current.as_ref().is_none_or(|c| c.source != l.source)));
         match result {
             Ok(Some(loaded)) => {
                 let loaded = Arc::new(loaded);

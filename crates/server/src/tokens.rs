@@ -54,7 +54,11 @@ impl TokenCache {
     }
 
     /// The live (unrevoked) token whose secret is `secret`, if any.
-    pub async fn authenticate(&self, store: &dyn Store, secret: &str) -> Result<Option<Token>, StoreError> {
+    pub async fn authenticate(
+        &self,
+        store: &dyn Store,
+        secret: &str,
+    ) -> Result<Option<Token>, StoreError> {
         let hash = hash_secret(secret);
         if let Ok(cache) = self.entries.lock() {
             if let Some(token) = cache.found.get(&hash) {

@@ -80,7 +80,9 @@ fn watch_files(state: AppState, path: PathBuf) {
     let watched = if path.is_dir() {
         path.clone()
     } else {
-        path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+        path.parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
     };
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok() {

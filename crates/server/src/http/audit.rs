@@ -50,8 +50,13 @@ async fn list(
     Ok(Json(json!({ "records": records })))
 }
 
-async fn verify(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.admin()?;
     let report = state.store().verify_audit().await?;
-    Ok(Json(json!({ "ok": report.first_break.is_none(), "report": report })))
+    Ok(Json(
+        json!({ "ok": report.first_break.is_none(), "report": report }),
+    ))
 }

@@ -38,7 +38,8 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
         let Some(secret) = credential(&parts.headers) else {
             return Err(ApiError::Unauthorized(
-                "missing credential: send `Authorization: Bearer <token>` or `X-API-Key: <token>`".into(),
+                "missing credential: send `Authorization: Bearer <token>` or `X-API-Key: <token>`"
+                    .into(),
             ));
         };
         if secret.is_empty() || secret.len() > MAX_TOKEN_LEN {
@@ -95,9 +96,15 @@ mod tests {
     #[test]
     fn bearer_and_api_key_are_read() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(credential(&headers), Some("abc"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  xyz "));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  xyz "),
+        );
         assert_eq!(credential(&headers), Some("xyz"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(credential(&headers), None);

@@ -17,7 +17,10 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/environments", get(list))
-        .route("/api/v1/environments/{name}", get(read).post(create).put(update).delete(remove))
+        .route(
+            "/api/v1/environments/{name}",
+            get(read).post(create).put(update).delete(remove),
+        )
 }
 
 fn what(name: &str) -> String {
@@ -31,20 +34,31 @@ struct EnvironmentBody {
     description: Option<String>,
 }
 
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.admin()?;
     let environments = state.store().list_environments().await?;
     Ok(Json(json!({ "environments": environments })))
 }
 
-async fn read(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     caller.admin()?;
     let environment = state
         .store()
         .get_environment(&name)
         .await
         .map_err(|e| ApiError::from_store(e, &what(&name)))?;
-    Ok(versioned(StatusCode::OK, environment.version, json!(environment)))
+    Ok(versioned(
+        StatusCode::OK,
+        environment.version,
+        json!(environment),
+    ))
 }
 
 async fn create(
@@ -59,11 +73,19 @@ async fn create(
     sluice_core::check_key(&name).map_err(ApiError::BadRequest)?;
     let committed = state
         .store()
-        .create_environment(&change(&caller, &headers, None), &name, body.description.as_deref())
+        .create_environment(
+            &change(&caller, &headers, None),
+            &name,
+            body.description.as_deref(),
+        )
         .await
         .map_err(|e| ApiError::from_store(e, &what(&name)))?;
     state.reload().await.ok();
-    Ok(versioned(StatusCode::CREATED, committed.value.version, json!(committed.value)))
+    Ok(versioned(
+        StatusCode::CREATED,
+        committed.value.version,
+        json!(committed.value),
+    ))
 }
 
 async fn update(
@@ -84,7 +106,11 @@ async fn update(
         )
         .await
         .map_err(|e| ApiError::from_store(e, &what(&name)))?;
-    Ok(versioned(StatusCode::OK, committed.value.version, json!(committed.value)))
+    Ok(versioned(
+        StatusCode::OK,
+        committed.value.version,
+        json!(committed.value),
+    ))
 }
 
 async fn remove(

@@ -38,17 +38,26 @@ async fn export(
     match query.format.as_deref().unwrap_or("json") {
         "json" => Ok(([("x-sluice-config-version", version)], Json(snapshot.file)).into_response()),
         "yaml" => {
-            let text = yaml_serde::to_string(&snapshot.file).map_err(|e| ApiError::Internal(e.into()))?;
+            let text =
+                yaml_serde::to_string(&snapshot.file).map_err(|e| ApiError::Internal(e.into()))?;
             Ok((
                 [
-                    (header::CONTENT_TYPE, HeaderValue::from_static("application/yaml")),
-                    (header::HeaderName::from_static("x-sluice-config-version"), version),
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/yaml"),
+                    ),
+                    (
+                        header::HeaderName::from_static("x-sluice-config-version"),
+                        version,
+                    ),
                 ],
                 text,
             )
                 .into_response())
         }
-        other => Err(ApiError::BadRequest(format!("unknown format `{other}`: use json or yaml"))),
+        other => Err(ApiError::BadRequest(format!(
+            "unknown format `{other}`: use json or yaml"
+        ))),
     }
 }
 

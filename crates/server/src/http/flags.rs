@@ -22,7 +22,10 @@ use crate::store::StoredFlag;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/flags", get(list))
-        .route("/api/v1/flags/{key}", get(read).post(create).put(update).delete(remove))
+        .route(
+            "/api/v1/flags/{key}",
+            get(read).post(create).put(update).delete(remove),
+        )
         .route("/api/v1/flags/{key}/kill", post(kill))
         .route("/api/v1/flags/{key}/restore", post(restore))
 }
@@ -41,13 +44,22 @@ fn body(flag: &StoredFlag) -> serde_json::Value {
     })
 }
 
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.admin()?;
     let flags = state.store().list_flags().await?;
-    Ok(Json(json!({ "flags": flags.iter().map(body).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "flags": flags.iter().map(body).collect::<Vec<_>>() }),
+    ))
 }
 
-async fn read(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<Response, ApiError> {
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
     caller.admin()?;
     let flag = state
         .store()
@@ -73,7 +85,11 @@ async fn create(
         .await
         .map_err(|e| ApiError::from_store(e, &what(&key)))?;
     state.reload().await.ok();
-    Ok(versioned(StatusCode::CREATED, committed.value.version, body(&committed.value)))
+    Ok(versioned(
+        StatusCode::CREATED,
+        committed.value.version,
+        body(&committed.value),
+    ))
 }
 
 async fn update(
@@ -87,11 +103,20 @@ async fn update(
     refuse_in_gitops(&state)?;
     let committed = state
         .store()
-        .update_flag(&change(&caller, &headers, None), &key, &definition, if_match(&headers)?)
+        .update_flag(
+            &change(&caller, &headers, None),
+            &key,
+            &definition,
+            if_match(&headers)?,
+        )
         .await
         .map_err(|e| ApiError::from_store(e, &what(&key)))?;
     state.reload().await.ok();
-    Ok(versioned(StatusCode::OK, committed.value.version, body(&committed.value)))
+    Ok(versioned(
+        StatusCode::OK,
+        committed.value.version,
+        body(&committed.value),
+    ))
 }
 
 async fn remove(
@@ -142,7 +167,11 @@ async fn switch(
         .await
         .map_err(|e| ApiError::from_store(e, &what(&key)))?;
     state.reload().await.ok();
-    Ok(versioned(StatusCode::OK, committed.value.version, body(&committed.value)))
+    Ok(versioned(
+        StatusCode::OK,
+        committed.value.version,
+        body(&committed.value),
+    ))
 }
 
 async fn kill(

@@ -42,7 +42,10 @@ async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.admin()?;
     let loaded = state.configs().current();
     Ok(Json(json!({

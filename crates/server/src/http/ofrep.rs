@@ -52,8 +52,8 @@ fn read_context(body: &[u8]) -> Result<Context, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Context::new().at(now));
     }
-    let request: Request =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not an OFREP request: {e}"))?;
+    let request: Request = serde_json::from_slice(body)
+        .map_err(|e| format!("the body is not an OFREP request: {e}"))?;
     match request.context {
         None | Some(Value::Null) => Ok(Context::new().at(now)),
         Some(value) => Context::from_value(value)
@@ -179,16 +179,15 @@ fn with_etag(headers: &HeaderMap, status: StatusCode, body: &impl Serialize) -> 
     let etag = std::str::from_utf8(&etag).unwrap_or("\"\"");
     let etag_header = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
     if status == StatusCode::OK && matches_etag(headers, etag) {
-        return (
-            StatusCode::NOT_MODIFIED,
-            [(header::ETAG, etag_header)],
-        )
-            .into_response();
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response();
     }
     (
         status,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::ETAG, etag_header),
         ],
         bytes,
@@ -338,14 +337,25 @@ mod tests {
         assert!(read_context(br#"{"context": null}"#).is_ok());
         let context = read_context(br#"{"context": {"targetingKey": "u1"}}"#).unwrap();
         assert_eq!(context.targeting_key(), Some("u1"));
-        assert!(read_context(br#"{"context": [1]}"#).unwrap_err().contains("must be a JSON object"));
-        assert!(read_context(b"{oops").unwrap_err().contains("not an OFREP request"));
+        assert!(
+            read_context(br#"{"context": [1]}"#)
+                .unwrap_err()
+                .contains("must be a JSON object")
+        );
+        assert!(
+            read_context(b"{oops")
+                .unwrap_err()
+                .contains("not an OFREP request")
+        );
     }
 
     #[test]
     fn etags_match_with_weak_prefixes_and_lists() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"a\", W/\"b\""));
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"a\", W/\"b\""),
+        );
         assert!(matches_etag(&headers, "\"b\""));
         assert!(!matches_etag(&headers, "\"c\""));
     }

@@ -16,9 +16,10 @@ use crate::store::StoredSegment;
 
 /// Segment routes.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/segments", get(list))
-        .route("/api/v1/segments/{name}", get(read).post(create).put(update).delete(remove))
+    Router::new().route("/api/v1/segments", get(list)).route(
+        "/api/v1/segments/{name}",
+        get(read).post(create).put(update).delete(remove),
+    )
 }
 
 fn what(name: &str) -> String {
@@ -35,13 +36,22 @@ fn body(segment: &StoredSegment) -> serde_json::Value {
     })
 }
 
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.admin()?;
     let segments = state.store().list_segments().await?;
-    Ok(Json(json!({ "segments": segments.iter().map(body).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "segments": segments.iter().map(body).collect::<Vec<_>>() }),
+    ))
 }
 
-async fn read(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     caller.admin()?;
     let segment = state
         .store()
@@ -67,7 +77,11 @@ async fn create(
         .await
         .map_err(|e| ApiError::from_store(e, &what(&name)))?;
     state.reload().await.ok();
-    Ok(versioned(StatusCode::CREATED, committed.value.version, body(&committed.value)))
+    Ok(versioned(
+        StatusCode::CREATED,
+        committed.value.version,
+        body(&committed.value),
+    ))
 }
 
 async fn update(
@@ -81,11 +95,20 @@ async fn update(
     refuse_in_gitops(&state)?;
     let committed = state
         .store()
-        .update_segment(&change(&caller, &headers, None), &name, &definition, if_match(&headers)?)
+        .update_segment(
+            &change(&caller, &headers, None),
+            &name,
+            &definition,
+            if_match(&headers)?,
+        )
         .await
         .map_err(|e| ApiError::from_store(e, &what(&name)))?;
     state.reload().await.ok();
-    Ok(versioned(StatusCode::OK, committed.value.version, body(&committed.value)))
+    Ok(versioned(
+        StatusCode::OK,
+        committed.value.version,
+        body(&committed.value),
+    ))
 }
 
 async fn remove(

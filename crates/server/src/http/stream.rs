@@ -12,8 +12,8 @@ use std::convert::Infallible;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::Stream;
 
@@ -35,7 +35,11 @@ pub fn config_router() -> Router<AppState> {
 
 /// The server token's environment configuration, as a `put` event would carry it. The ETag
 /// is the configuration version; a matching `If-None-Match` gets 304.
-async fn config(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn config(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let environment = caller.environment(&[TokenScope::Server])?;
     let current = state.configs().environment(environment).ok_or_else(|| {
         ApiError::NotFound(format!("environment `{environment}` has no configuration"))
@@ -45,14 +49,20 @@ async fn config(State(state): State<AppState>, caller: Caller, headers: HeaderMa
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim().trim_start_matches("W/") == etag));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim().trim_start_matches("W/") == etag)
+        });
     if unchanged {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
     }
     Ok((
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::ETAG, etag_header),
         ],
         current.payload.to_string(),

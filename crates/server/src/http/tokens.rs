@@ -35,14 +35,19 @@ struct CreateBody {
 pub fn access(scope: TokenScope, environment: Option<String>) -> Result<TokenAccess, String> {
     match (scope, environment) {
         (TokenScope::Admin, None) => Ok(TokenAccess::Admin),
-        (TokenScope::Admin, Some(_)) => Err("admin tokens cover every environment; drop `environment`".into()),
+        (TokenScope::Admin, Some(_)) => {
+            Err("admin tokens cover every environment; drop `environment`".into())
+        }
         (TokenScope::Server, Some(environment)) => Ok(TokenAccess::Server { environment }),
         (TokenScope::Client, Some(environment)) => Ok(TokenAccess::Client { environment }),
         (scope, None) => Err(format!("{} tokens need an `environment`", scope.as_str())),
     }
 }
 
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.admin()?;
     let tokens = state.store().list_tokens().await?;
     Ok(Json(json!({ "tokens": tokens })))
@@ -72,7 +77,10 @@ async fn create(
         access,
         secret_sha256: hash_secret(&secret),
     };
-    let committed = state.store().create_token(&change(&caller, &headers, None), &new).await?;
+    let committed = state
+        .store()
+        .create_token(&change(&caller, &headers, None), &new)
+        .await?;
     let mut response = json!(committed.value);
     response["secret"] = json!(secret);
     Ok((StatusCode::CREATED, Json(response)).into_response())

@@ -10,7 +10,12 @@ async fn writes_need_an_admin_token() {
     let app = spawn_app().await;
     let client = app.token("client", Some("production")).await;
     let server = app.token("server", Some("production")).await;
-    for token in [None, Some("sluice_not-a-real-token"), Some(client.as_str()), Some(server.as_str())] {
+    for token in [
+        None,
+        Some("sluice_not-a-real-token"),
+        Some(client.as_str()),
+        Some(server.as_str()),
+    ] {
         let response = app
             .request(Method::POST, "/api/v1/flags/x", token)
             .json(&boolean_flag())
@@ -32,7 +37,11 @@ async fn writes_need_an_admin_token() {
 async fn stale_if_match_gets_412_and_writes_nothing() {
     let app = spawn_app().await;
     app.create_flag("checkout", boolean_flag()).await;
-    let response = app.request(Method::GET, "/api/v1/flags/checkout", Some(&app.admin)).send().await.unwrap();
+    let response = app
+        .request(Method::GET, "/api/v1/flags/checkout", Some(&app.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["etag"], "\"1\"");
 
     let mut changed = boolean_flag();
@@ -43,7 +52,10 @@ async fn stale_if_match_gets_412_and_writes_nothing() {
             .json(&body)
             .send()
     };
-    assert_eq!(update("\"1\"", changed.clone()).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        update("\"1\"", changed.clone()).await.unwrap().status(),
+        StatusCode::OK
+    );
     let stale = update("\"1\"", boolean_flag()).await.unwrap();
     assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
     let (_, flag) = app.get("/api/v1/flags/checkout", &app.admin).await;
@@ -56,17 +68,35 @@ async fn invalid_definitions_get_422_with_paths() {
     let app = spawn_app().await;
     let mut bad = boolean_flag();
     bad["rules"][0]["when"][0] = json!({"attribute": "v", "op": "semver_gt", "value": "1.x"});
-    let (status, body) = app.admin_json(Method::POST, "/api/v1/flags/checkout", bad).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let message = body["errors"][0]["message"].as_str().unwrap();
-    assert!(message.contains("\"1.x\" is not a semver version"), "{body}");
-    assert!(body["errors"][0]["path"].as_str().unwrap().contains("rules[0].when[0].value"), "{body}");
-
     let (status, body) = app
-        .admin_json(Method::POST, "/api/v1/flags/checkout", json!({"type": "boolean", "rulse": []}))
+        .admin_json(Method::POST, "/api/v1/flags/checkout", bad)
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("rulse"), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"1.x\" is not a semver version"),
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["path"]
+            .as_str()
+            .unwrap()
+            .contains("rules[0].when[0].value"),
+        "{body}"
+    );
+
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v1/flags/checkout",
+            json!({"type": "boolean", "rulse": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("rulse"),
+        "{body}"
+    );
 
     let (status, _) = app.get("/api/v1/flags/checkout", &app.admin).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -77,12 +107,18 @@ async fn kill_switch_is_audited_and_the_chain_verifies() {
     let app = spawn_app().await;
     app.create_flag("checkout", boolean_flag()).await;
     let response = app
-        .request(Method::POST, "/api/v1/flags/checkout/kill?env=production&reason=incident-42", Some(&app.admin))
+        .request(
+            Method::POST,
+            "/api/v1/flags/checkout/kill?env=production&reason=incident-42",
+            Some(&app.admin),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let (_, records) = app.get("/api/v1/audit?resource=flag:checkout", &app.admin).await;
+    let (_, records) = app
+        .get("/api/v1/audit?resource=flag:checkout", &app.admin)
+        .await;
     let records = records["records"].as_array().unwrap();
     assert_eq!(records.len(), 2, "{records:?}");
     assert!(records.iter().any(|r| r["reason"] == "incident-42"));
@@ -108,11 +144,23 @@ async fn oversized_bodies_get_413() {
 #[tokio::test]
 async fn health_ready_and_unknown_routes() {
     let app = spawn_app().await;
-    let response = app.request(Method::GET, "/health", None).send().await.unwrap();
+    let response = app
+        .request(Method::GET, "/health", None)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let response = app.request(Method::GET, "/ready", None).send().await.unwrap();
+    let response = app
+        .request(Method::GET, "/ready", None)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let response = app.request(Method::GET, "/nope", None).send().await.unwrap();
+    let response = app
+        .request(Method::GET, "/nope", None)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.headers().contains_key("x-request-id"));
 }
@@ -126,5 +174,8 @@ async fn oversized_headers_get_431() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
 }

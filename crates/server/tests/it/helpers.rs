@@ -32,7 +32,11 @@ pub struct Options {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_with(Options { flags: None, body_limit: None }).await
+    spawn_with(Options {
+        flags: None,
+        body_limit: None,
+    })
+    .await
 }
 
 pub async fn spawn_with(options: Options) -> TestApp {
@@ -57,7 +61,10 @@ pub async fn spawn_with(options: Options) -> TestApp {
     TestApp {
         address,
         admin: started.admin_token.unwrap(),
-        client: Client::builder().timeout(Duration::from_secs(10)).build().unwrap(),
+        client: Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
         state,
         dir,
         stop: Some(stop),
@@ -66,7 +73,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
 
 impl TestApp {
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let builder = self.client.request(method, format!("{}{path}", self.address));
+        let builder = self
+            .client
+            .request(method, format!("{}{path}", self.address));
         match token {
             Some(token) => builder.bearer_auth(token),
             None => builder,
@@ -74,12 +83,23 @@ impl TestApp {
     }
 
     pub async fn admin_json(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self.request(method, path, Some(&self.admin)).json(&body).send().await.unwrap();
+        let response = self
+            .request(method, path, Some(&self.admin))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         split(response).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        split(self.request(Method::GET, path, Some(token)).send().await.unwrap()).await
+        split(
+            self.request(Method::GET, path, Some(token))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// Creates a token and returns its secret.
@@ -96,13 +116,19 @@ impl TestApp {
     }
 
     pub async fn create_flag(&self, key: &str, definition: Value) {
-        let (status, body) = self.admin_json(Method::POST, &format!("/api/v1/flags/{key}"), definition).await;
+        let (status, body) = self
+            .admin_json(Method::POST, &format!("/api/v1/flags/{key}"), definition)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
     pub async fn ofrep(&self, token: &str, key: &str, context: Value) -> (StatusCode, Value) {
         let response = self
-            .request(Method::POST, &format!("/ofrep/v1/evaluate/flags/{key}"), Some(token))
+            .request(
+                Method::POST,
+                &format!("/ofrep/v1/evaluate/flags/{key}"),
+                Some(token),
+            )
             .json(&json!({ "context": context }))
             .send()
             .await
@@ -114,7 +140,11 @@ impl TestApp {
 pub async fn split(response: Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.unwrap();
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, body)
 }
 

@@ -12,22 +12,36 @@ async fn evaluates_in_the_tokens_environment() {
     let production = app.token("client", Some("production")).await;
     let staging = app.token("client", Some("staging")).await;
 
-    let (status, body) = app.ofrep(&production, "checkout", json!({"targetingKey": "u1", "plan": "pro"})).await;
+    let (status, body) = app
+        .ofrep(
+            &production,
+            "checkout",
+            json!({"targetingKey": "u1", "plan": "pro"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["value"], true);
     assert_eq!(body["reason"], "TARGETING_MATCH");
     assert_eq!(body["variant"], "on");
 
     let response = app
-        .request(Method::POST, "/api/v1/flags/checkout/kill?env=production", Some(&app.admin))
+        .request(
+            Method::POST,
+            "/api/v1/flags/checkout/kill?env=production",
+            Some(&app.admin),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let (_, body) = app.ofrep(&production, "checkout", json!({"plan": "pro"})).await;
+    let (_, body) = app
+        .ofrep(&production, "checkout", json!({"plan": "pro"}))
+        .await;
     assert_eq!(body["reason"], "DISABLED");
     assert_eq!(body["value"], false);
-    let (_, body) = app.ofrep(&staging, "checkout", json!({"plan": "pro"})).await;
+    let (_, body) = app
+        .ofrep(&staging, "checkout", json!({"plan": "pro"}))
+        .await;
     assert_eq!(body["value"], true);
 }
 
@@ -42,7 +56,11 @@ async fn errors_follow_ofrep() {
     assert_eq!(body["key"], "missing");
 
     let response = app
-        .request(Method::POST, "/ofrep/v1/evaluate/flags/checkout", Some(&token))
+        .request(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags/checkout",
+            Some(&token),
+        )
         .header("content-type", "application/json")
         .body("{\"context\": [1]}")
         .send()
@@ -76,10 +94,14 @@ async fn bulk_has_an_etag_and_answers_304() {
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 
     // A change that alters this context's result changes the ETag.
-    app.request(Method::POST, "/api/v1/flags/checkout/kill?env=production", Some(&app.admin))
-        .send()
-        .await
-        .unwrap();
+    app.request(
+        Method::POST,
+        "/api/v1/flags/checkout/kill?env=production",
+        Some(&app.admin),
+    )
+    .send()
+    .await
+    .unwrap();
     let changed = bulk().header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(changed.status(), StatusCode::OK);
     assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);

@@ -9,7 +9,10 @@ use serde_json::Value;
 use crate::helpers::{boolean_flag, spawn_app};
 
 /// Reads SSE `data:` payloads of `put` events from a response.
-async fn next_put(stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin), buffer: &mut String) -> Value {
+async fn next_put(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buffer: &mut String,
+) -> Value {
     loop {
         if let Some(end) = buffer.find("\n\n") {
             let frame: String = buffer.drain(..end + 2).collect();
@@ -32,7 +35,11 @@ async fn a_change_reaches_a_connected_sdk_within_a_second() {
     let app = spawn_app().await;
     app.create_flag("checkout", boolean_flag()).await;
     let server = app.token("server", Some("production")).await;
-    let response = app.request(Method::GET, "/api/v1/stream", Some(&server)).send().await.unwrap();
+    let response = app
+        .request(Method::GET, "/api/v1/stream", Some(&server))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
@@ -42,10 +49,14 @@ async fn a_change_reaches_a_connected_sdk_within_a_second() {
     let version = snapshot["version"].as_i64().unwrap();
 
     let started = Instant::now();
-    app.request(Method::POST, "/api/v1/flags/checkout/kill?env=production", Some(&app.admin))
-        .send()
-        .await
-        .unwrap();
+    app.request(
+        Method::POST,
+        "/api/v1/flags/checkout/kill?env=production",
+        Some(&app.admin),
+    )
+    .send()
+    .await
+    .unwrap();
     let killed = async {
         loop {
             let put = next_put(&mut stream, &mut buffer).await;
@@ -59,14 +70,21 @@ async fn a_change_reaches_a_connected_sdk_within_a_second() {
         .expect("the change arrived within 1 s");
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(change["version"].as_i64().unwrap() > version);
-    assert_eq!(change["flags"]["flags"]["checkout"]["environments"]["production"]["enabled"], false);
+    assert_eq!(
+        change["flags"]["flags"]["checkout"]["environments"]["production"]["enabled"],
+        false
+    );
 }
 
 #[tokio::test]
 async fn client_tokens_cannot_read_rules() {
     let app = spawn_app().await;
     let client = app.token("client", Some("production")).await;
-    let response = app.request(Method::GET, "/api/v1/stream", Some(&client)).send().await.unwrap();
+    let response = app
+        .request(Method::GET, "/api/v1/stream", Some(&client))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
 }
 
@@ -75,7 +93,11 @@ async fn polling_answers_304_until_the_configuration_changes() {
     let app = spawn_app().await;
     app.create_flag("checkout", boolean_flag()).await;
     let server = app.token("server", Some("production")).await;
-    let first = app.request(Method::GET, "/api/v1/config", Some(&server)).send().await.unwrap();
+    let first = app
+        .request(Method::GET, "/api/v1/config", Some(&server))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.status(), reqwest::StatusCode::OK);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     let body: Value = first.json().await.unwrap();
@@ -89,10 +111,14 @@ async fn polling_answers_304_until_the_configuration_changes() {
         .unwrap();
     assert_eq!(same.status(), reqwest::StatusCode::NOT_MODIFIED);
 
-    app.request(Method::POST, "/api/v1/flags/checkout/kill?env=production", Some(&app.admin))
-        .send()
-        .await
-        .unwrap();
+    app.request(
+        Method::POST,
+        "/api/v1/flags/checkout/kill?env=production",
+        Some(&app.admin),
+    )
+    .send()
+    .await
+    .unwrap();
     let changed = app
         .request(Method::GET, "/api/v1/config", Some(&server))
         .header("if-none-match", &etag)
@@ -115,13 +141,21 @@ async fn revoking_a_token_ends_its_open_stream() {
         .await;
     let secret = created["secret"].as_str().unwrap();
     let id = created["id"].as_str().unwrap();
-    let response = app.request(Method::GET, "/api/v1/stream", Some(secret)).send().await.unwrap();
+    let response = app
+        .request(Method::GET, "/api/v1/stream", Some(secret))
+        .send()
+        .await
+        .unwrap();
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
     next_put(&mut stream, &mut buffer).await;
 
     let revoked = app
-        .request(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(&app.admin))
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            Some(&app.admin),
+        )
         .send()
         .await
         .unwrap();
@@ -134,8 +168,15 @@ async fn revoking_a_token_ends_its_open_stream() {
         }
     })
     .await;
-    assert!(ended.is_ok(), "the stream stayed open after its token was revoked");
-    let again = app.request(Method::GET, "/api/v1/stream", Some(secret)).send().await.unwrap();
+    assert!(
+        ended.is_ok(),
+        "the stream stayed open after its token was revoked"
+    );
+    let again = app
+        .request(Method::GET, "/api/v1/stream", Some(secret))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), reqwest::StatusCode::UNAUTHORIZED);
 }
 
@@ -149,7 +190,12 @@ async fn a_consumer_that_stops_reading_does_not_slow_the_others() {
     let server = app.token("server", Some("production")).await;
     // Streams outlive the helper client's request timeout.
     let streaming = reqwest::Client::new();
-    let open = || streaming.get(format!("{}/api/v1/stream", app.address)).bearer_auth(&server).send();
+    let open = || {
+        streaming
+            .get(format!("{}/api/v1/stream", app.address))
+            .bearer_auth(&server)
+            .send()
+    };
     let stuck = open().await.unwrap();
     let reader = open().await.unwrap();
     let mut reading = reader.bytes_stream();
@@ -162,7 +208,11 @@ async fn a_consumer_that_stops_reading_does_not_slow_the_others() {
         let action = if round % 2 == 0 { "kill" } else { "restore" };
         let started = Instant::now();
         let response = app
-            .request(Method::POST, &format!("/api/v1/flags/checkout/{action}?env=production"), Some(&app.admin))
+            .request(
+                Method::POST,
+                &format!("/api/v1/flags/checkout/{action}?env=production"),
+                Some(&app.admin),
+            )
             .send()
             .await
             .unwrap();
@@ -171,7 +221,9 @@ async fn a_consumer_that_stops_reading_does_not_slow_the_others() {
         let seen = async {
             loop {
                 let put = next_put(&mut reading, &mut buffer).await;
-                let enabled = put["flags"]["flags"]["checkout"]["environments"]["production"]["enabled"].as_bool();
+                let enabled =
+                    put["flags"]["flags"]["checkout"]["environments"]["production"]["enabled"]
+                        .as_bool();
                 if enabled == Some(expected) {
                     return;
                 }
@@ -179,7 +231,9 @@ async fn a_consumer_that_stops_reading_does_not_slow_the_others() {
         };
         tokio::time::timeout(Duration::from_secs(1), seen)
             .await
-            .unwrap_or_else(|_| panic!("change {round} took over 1 s to reach the reading consumer"));
+            .unwrap_or_else(|_| {
+                panic!("change {round} took over 1 s to reach the reading consumer")
+            });
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 
