@@ -33,7 +33,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -94,11 +96,37 @@ pub fn app(state: AppState) -> Router {
                 .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = id)
+            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path(), request_id = id)
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, SequentialIds::new()))
         .with_state(state)
+}
+
+/// Request ids `<random prefix>-<counter>`: unique per process start, and made without a
+/// system call per request (a UUID needs fresh randomness each time).
+#[derive(Debug, Clone)]
+struct SequentialIds {
+    prefix: std::sync::Arc<str>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SequentialIds {
+    fn new() -> SequentialIds {
+        SequentialIds {
+            prefix: format!("{:08x}", rand::random::<u32>()).into(),
+            next: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialIds {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -118,7 +146,14 @@ async fn catch_panic(request: Request, next: Next) -> Response {
         .unwrap_or("-")
         .to_owned();
     match AssertUnwindSafe(next.run(request)).catch_unwind().await {
-        Ok(response) => response,
+        Ok(response) => {
+            // Request spans are at debug level to keep the hot path cheap, so server errors
+            // name their request id here.
+            if response.status().is_server_error() {
+                tracing::error!(request_id, status = %response.status(), "request failed");
+            }
+            response
+        }
         Err(panic) => {
             let message = panic
                 .downcast_ref::<&str>()

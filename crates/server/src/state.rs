@@ -38,6 +38,13 @@ struct Inner {
     revoked: watch::Sender<Arc<HashSet<String>>>,
 }
 
+/// Resolves once `signal` says the server is shutting down, including when it already did
+/// before this call.
+pub async fn until_shutdown(signal: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped at once, so the future stays `Send`.
+    let _ = signal.wait_for(|closing| *closing).await.map(|_| ());
+}
+
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn now_ms() -> i64 {
     SystemTime::now()

@@ -36,7 +36,7 @@ async fn follow_store(state: AppState) {
                 // In GitOps mode the store still owns tokens: reload drops the token cache.
                 let _ = state.reload().await;
             }
-            _ = shutdown.changed() => return,
+            _ = crate::state::until_shutdown(&mut shutdown) => return,
         }
     }
 }
@@ -65,7 +65,7 @@ async fn hold_leadership(state: AppState) {
         }
         tokio::select! {
             () = tokio::time::sleep(LEADER_RETRY) => {}
-            _ = shutdown.changed() => {
+            _ = crate::state::until_shutdown(&mut shutdown) => {
                 let _ = lock.release().await;
                 return;
             }
@@ -117,7 +117,7 @@ fn watch_files(state: AppState, path: PathBuf) {
                         Err(error) => tracing::error!(%error, "flags files are invalid; serving the last good ones"),
                     }
                 }
-                _ = shutdown.changed() => return,
+                _ = crate::state::until_shutdown(&mut shutdown) => return,
             }
         }
     });

@@ -143,28 +143,44 @@ fn registered_routes() -> BTreeMap<String, BTreeSet<String>> {
     let mut routes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        // Comments may show `.route(` in examples, and test modules build their own
-        // routers; only the code that serves counts.
-        let code: String = text
-            .lines()
-            .filter(|line| !line.trim_start().starts_with("//"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let code = without_test_items(&code);
-        let mut rest = code.as_str();
-        while let Some(start) = rest.find(".route(\"") {
-            rest = &rest[start + ".route(\"".len()..];
-            let end = rest.find('"').unwrap();
-            let path = rest[..end].to_owned();
-            rest = &rest[end + 1..];
-            let methods = method_calls(rest, &file, &path);
-            assert!(
-                !methods.is_empty(),
-                "{}: no methods found for {path}",
-                file.display()
-            );
+        for (path, methods) in routes_in(&text, &file) {
             routes.entry(path).or_default().extend(methods);
         }
+    }
+    routes
+}
+
+/// The routes one source file declares, with their methods.
+fn routes_in(text: &str, file: &Path) -> Vec<(String, BTreeSet<String>)> {
+    // Comments may show `.route(` in examples, and test modules build their own routers;
+    // only the code that serves counts.
+    let code: String = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let code = without_test_items(&code);
+    let mut routes = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(start) = rest.find(".route(") {
+        // rustfmt may put the path on the next line.
+        rest = rest[start + ".route(".len()..].trim_start();
+        rest = rest.strip_prefix('"').unwrap_or_else(|| {
+            panic!(
+                "{}: a route whose path is not a string literal; teach tests/openapi.rs to read it",
+                file.display()
+            )
+        });
+        let end = rest.find('"').unwrap();
+        let path = rest[..end].to_owned();
+        rest = &rest[end + 1..];
+        let methods = method_calls(rest, file, &path);
+        assert!(
+            !methods.is_empty(),
+            "{}: no methods found for {path}",
+            file.display()
+        );
+        routes.push((path, methods));
     }
     routes
 }
@@ -181,7 +197,7 @@ fn without_test_items(code: &str) -> String {
         };
         let mut depth = 0usize;
         let mut end = rest.len();
-        for (index, c) in rest.char_indices().skip(open) {
+        for (index, c) in rest[open..].char_indices().map(|(i, c)| (open + i, c)) {
             match c {
                 '{' => depth += 1,
                 '}' => {
@@ -245,6 +261,14 @@ fn the_route_scanner_reads_method_routers() {
     );
     let methods = method_calls(", axum::routing::put(update))", file, "/x");
     assert_eq!(methods, BTreeSet::from(["PUT".to_owned()]));
+    let code = "Router::new().route(\"/a\", get(list)).route(\n    \"/a/{k}\",\n    get(read).put(update),\n)";
+    let routes = routes_in(code, file);
+    assert_eq!(routes.len(), 2);
+    assert_eq!(routes[1].0, "/a/{k}");
+    assert_eq!(
+        routes[1].1,
+        BTreeSet::from(["GET".to_owned(), "PUT".to_owned()])
+    );
     let code = "a\n#[cfg(test)]\nmod tests {\n fn f() { r.route(\"/boom\", get(b)); }\n}\nb";
     assert_eq!(without_test_items(code), "a\n\nb");
 }

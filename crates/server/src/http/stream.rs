@@ -108,7 +108,8 @@ async fn stream(
         loop {
             let received = tokio::select! {
                 received = changes.recv() => received,
-                _ = shutdown.changed() => break,
+                // `wait_for` also sees a shutdown that began before this stream did.
+                _ = crate::state::until_shutdown(&mut shutdown) => break,
                 // A revoked token's stream ends; reconnecting gets 401.
                 Ok(()) = revocations.changed() => {
                     if revocations.borrow_and_update().contains(&token_id) {
