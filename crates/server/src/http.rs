@@ -85,7 +85,9 @@ pub fn app(state: AppState) -> Router {
         .merge(timed)
         .merge(streaming)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(settings.body_limit))
+        // One limit: the layer below refuses a large Content-Length at once and caps
+        // streamed bodies; axum's own extractor limit would only repeat it.
+        .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(settings.body_limit))
         .layer(cors)
         .layer(middleware::from_fn(catch_panic))

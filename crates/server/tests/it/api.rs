@@ -179,3 +179,19 @@ async fn oversized_headers_get_431() {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
     );
 }
+
+#[tokio::test]
+async fn oversized_streamed_bodies_get_413() {
+    let app = spawn_app().await;
+    // No Content-Length: the limit has to stop the body as it streams.
+    let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 32 * 1024]));
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let response = app
+        .request(Method::POST, "/api/v1/flags/checkout", Some(&app.admin))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
