@@ -260,6 +260,27 @@ pub fn versioned(status: StatusCode, version: i64, body: serde_json::Value) -> R
     (status, [(header::ETAG, etag)], Json(body)).into_response()
 }
 
+/// Whether `If-None-Match` names `etag` (weak or strong, in a list, or `*`).
+pub fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*")
+}
+
+/// The served configuration of a token's environment.
+pub fn environment_config(
+    state: &AppState,
+    environment: &str,
+) -> Result<std::sync::Arc<crate::configs::EnvConfig>, ApiError> {
+    state.configs().environment(environment).ok_or_else(|| {
+        ApiError::NotFound(format!("environment `{environment}` has no configuration"))
+    })
+}
+
 /// Refuses writes to flags and segments when files own them.
 pub fn refuse_in_gitops(state: &AppState) -> Result<(), ApiError> {
     match &state.settings().flags {

@@ -17,7 +17,6 @@ pub mod tokens;
 mod watch;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -126,9 +125,4 @@ pub async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
-}
-
-/// The store behind a state, for commands that work on it directly.
-pub fn store_of(state: &AppState) -> Arc<dyn store::Store> {
-    state.store_arc()
 }

@@ -78,11 +78,6 @@ impl AppState {
         self.inner.store.as_ref()
     }
 
-    /// The store, shared.
-    pub fn store_arc(&self) -> Arc<dyn Store> {
-        self.inner.store.clone()
-    }
-
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings

@@ -25,6 +25,7 @@ use sluice_core::{Context, ErrorCode, Evaluation};
 
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
+use crate::http::{environment_config, matches_etag};
 use crate::state::{AppState, now_ms};
 use crate::store::TokenScope;
 
@@ -159,16 +160,6 @@ fn etag_of(body: &[u8]) -> [u8; 26] {
     etag
 }
 
-fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == etag || tag == "*")
-}
-
 /// A JSON response with an ETag, or 304 when the caller already has it.
 fn with_etag(headers: &HeaderMap, status: StatusCode, body: &impl Serialize) -> Response {
     let bytes = match serde_json::to_vec(body) {
@@ -215,9 +206,7 @@ async fn evaluate(
         Ok(context) => context,
         Err(message) => return Ok(invalid_context(Some(&key), message)),
     };
-    let config = state.configs().environment(environment).ok_or_else(|| {
-        ApiError::NotFound(format!("environment `{environment}` has no configuration"))
-    })?;
+    let config = environment_config(&state, environment)?;
     let evaluation = config.engine.evaluate(&key, &context);
     crate::metrics::count_evaluation(&key, &evaluation);
     let (status, body) = evaluation_response(&key, &evaluation);
@@ -254,9 +243,7 @@ async fn evaluate_all(
         Ok(context) => context,
         Err(message) => return Ok(invalid_context(None, message)),
     };
-    let config = state.configs().environment(environment).ok_or_else(|| {
-        ApiError::NotFound(format!("environment `{environment}` has no configuration"))
-    })?;
+    let config = environment_config(&state, environment)?;
     let evaluations: Vec<(&str, Evaluation<'_>)> = config
         .engine
         .evaluate_all(&context)

@@ -20,6 +20,7 @@ use futures_util::Stream;
 use crate::configs::EnvConfig;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
+use crate::http::{environment_config, matches_etag};
 use crate::state::AppState;
 use crate::store::TokenScope;
 
@@ -41,19 +42,10 @@ async fn config(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let environment = caller.environment(&[TokenScope::Server])?;
-    let current = state.configs().environment(environment).ok_or_else(|| {
-        ApiError::NotFound(format!("environment `{environment}` has no configuration"))
-    })?;
+    let current = environment_config(&state, environment)?;
     let etag = format!("\"{}\"", current.version);
     let etag_header = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim().trim_start_matches("W/") == etag)
-        });
-    if unchanged {
+    if matches_etag(&headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
     }
     Ok((
@@ -85,9 +77,7 @@ async fn stream(
     let environment = caller.environment(&[TokenScope::Server])?.to_owned();
     // Subscribe before reading the current configuration, so no change falls in between.
     let mut changes = state.subscribe();
-    let current = state.configs().environment(&environment).ok_or_else(|| {
-        ApiError::NotFound(format!("environment `{environment}` has no configuration"))
-    })?;
+    let current = environment_config(&state, &environment)?;
     let last_seen: Option<i64> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
