@@ -45,6 +45,7 @@ pub mod rollout;
 pub mod semver_cmp;
 mod source;
 mod source_map;
+pub mod telemetry;
 
 pub use compile::{MAX_KEY_LEN, MAX_REGEX_LEN, MAX_REGEX_SIZE, check_key, compile, validate};
 pub use context::{Context, TARGETING_KEY};
