@@ -31,12 +31,21 @@
 //! assert!(matches!(decision.action, Action::Rollback { .. }));
 //! ```
 
+mod controller;
 mod decide;
+mod exposure;
 mod judge;
 mod plan;
+pub mod simulate;
 pub mod stats;
 mod template;
 mod validate;
+
+pub use controller::{
+    ApplyError, Command, CommandError, Phase, RolloutState, Status, Step, Transition,
+    TransitionEvidence, TransitionKind, apply, command, step,
+};
+pub use exposure::{Exposure, RULE_PREFIX, Share};
 
 pub use decide::{
     Action, HoldReason, Observation, PauseReason, Srm, StageDecision, Window, decide, srm_check,

@@ -26,7 +26,8 @@ pub struct Observation {
 /// Everything known about the current stage: time spent, traffic, metrics, approvals.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Window {
-    /// Time since the stage started.
+    /// Time since the stage started. The controller's [`crate::rollout::step`] ignores it
+    /// and measures the time itself, from the stage's start and the `now` it is given.
     #[serde(with = "duration_text")]
     pub elapsed: Duration,
     /// Exposures per arm in the window: the minimum samples and the SRM check count these.
@@ -35,7 +36,8 @@ pub struct Window {
     pub exposures: Arms<u64>,
     /// The metrics reported for the same window.
     pub metrics: Vec<Observation>,
-    /// Distinct approvals recorded for entering the next stage.
+    /// Distinct approvals recorded for entering the next stage. The controller's
+    /// [`crate::rollout::step`] ignores it and counts the approvals its state records.
     pub approvals: u32,
 }
 
@@ -187,6 +189,18 @@ pub struct StageDecision {
 
 /// Decides what to do at `stage` of `plan` given what `window` shows.
 pub fn decide(plan: &RolloutPlan, stage: usize, window: &Window) -> StageDecision {
+    decide_at(plan, stage, window, window.elapsed, window.approvals)
+}
+
+/// [`decide`] with the time spent in the stage and the approvals recorded given apart from
+/// the window: the controller measures both itself rather than trusting the window's.
+pub(crate) fn decide_at(
+    plan: &RolloutPlan,
+    stage: usize,
+    window: &Window,
+    elapsed: Duration,
+    approvals: u32,
+) -> StageDecision {
     let decision =
         |action: Action, verdicts: Vec<Verdict>, srm: Option<Srm>, summary: String| StageDecision {
             stage,
@@ -276,9 +290,9 @@ pub fn decide(plan: &RolloutPlan, stage: usize, window: &Window) -> StageDecisio
     }
 
     let mut reasons = Vec::new();
-    if window.elapsed < current.bake {
+    if elapsed < current.bake {
         reasons.push(HoldReason::Baking {
-            remaining: current.bake - window.elapsed,
+            remaining: current.bake - elapsed,
         });
     }
     let exposures = window.exposures;
@@ -309,17 +323,17 @@ pub fn decide(plan: &RolloutPlan, stage: usize, window: &Window) -> StageDecisio
 
     if reasons.is_empty() {
         let next = &plan.stages[stage + 1];
-        if window.approvals < next.approvals {
+        if approvals < next.approvals {
             lines.push(format!(
                 "Ready to advance to {}, which needs {} approvals and has {}.",
                 next.label(),
                 next.approvals,
-                window.approvals
+                approvals
             ));
             return decision(
                 Action::AwaitApproval {
                     required: next.approvals,
-                    received: window.approvals,
+                    received: approvals,
                 },
                 verdicts,
                 srm,
@@ -333,7 +347,7 @@ pub fn decide(plan: &RolloutPlan, stage: usize, window: &Window) -> StageDecisio
         lines.push(format!(
             "Advancing to {}: baked {}, {} control and {} treatment exposures, {gate}.",
             next.label(),
-            crate::rollout::format_duration(window.elapsed),
+            crate::rollout::format_duration(elapsed),
             exposures.control,
             exposures.treatment,
         ));
@@ -347,8 +361,8 @@ pub fn decide(plan: &RolloutPlan, stage: usize, window: &Window) -> StageDecisio
 
     let waiting = describe(&reasons);
     let deadline = current.bake.saturating_add(plan.max_hold);
-    if window.elapsed >= deadline {
-        let held = window.elapsed - current.bake;
+    if elapsed >= deadline {
+        let held = elapsed - current.bake;
         lines.push(format!(
             "Pausing and alerting: held {} past the bake time, longer than the plan's max_hold of {}, waiting for {waiting}.",
             crate::rollout::format_duration(held),

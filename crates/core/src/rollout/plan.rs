@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::compile::check_key;
-use crate::model::{ConditionDef, RuleDef, WEIGHT_TOTAL, WeightDef};
+use crate::model::{ConditionDef, RuleDef, WEIGHT_TOTAL};
 
 /// The false-alarm level of each guardrail's one-sided test unless the plan sets `alpha`.
 pub const DEFAULT_ALPHA: f64 = 0.05;
@@ -882,33 +882,6 @@ impl RolloutPlan {
     /// share and `old_variant` for the rest. The new variant's arm comes first in each split,
     /// so with sticky bucketing a context on the new path stays there as the share grows.
     pub fn rules(&self, stage: usize, new_variant: &str, old_variant: &str) -> Vec<RuleDef> {
-        self.exposure(stage)
-            .into_iter()
-            .map(|(audience, percent)| {
-                let when = audience.conditions().to_vec();
-                let (serve, split) = if percent.is_all() {
-                    (Some(new_variant.to_owned()), None)
-                } else {
-                    let arms = vec![
-                        WeightDef {
-                            variant: new_variant.to_owned(),
-                            weight: percent.weight(),
-                        },
-                        WeightDef {
-                            variant: old_variant.to_owned(),
-                            weight: WEIGHT_TOTAL - percent.weight(),
-                        },
-                    ];
-                    (None, Some(arms))
-                };
-                RuleDef {
-                    name: Some(format!("rollout: {}", audience.label())),
-                    when,
-                    serve,
-                    split,
-                    bucket_by: None,
-                }
-            })
-            .collect()
+        crate::rollout::Exposure::stage(self, stage).rules(new_variant, old_variant)
     }
 }
