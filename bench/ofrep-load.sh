@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # OFREP over HTTP under load, against a bare axum endpoint measured in the same run.
 #
-# Usage: bench/ofrep-load.sh [--with-edge] [--duration SECONDS] [--connections N] [--threads N]
+# Usage: bench/ofrep-load.sh [--with-edge] [--no-build] [--perf TARGET] [--duration SECONDS]
+#                            [--connections N] [--threads N]
 #
-# Builds `sluice` and `axum-floor` in release (honours CARGO_TARGET_DIR), starts each
+# Builds `sluice` and `axum-floor` in release (honours CARGO_TARGET_DIR; `--no-build` uses
+# what is already built), starts each
 # server on 127.0.0.1 with an ephemeral port (Sluice with a fresh data directory), creates
 # a client token and 200 flags through the admin API, then loads with wrk (Debian's; oha
 # from crates.io only when wrk cannot be had), after a short warm-up, for each target:
@@ -12,7 +14,9 @@
 #   bulk    POST /ofrep/v1/evaluate/flags (200 flags) with a client token
 #   edge    with --with-edge only: Unleash Edge 20.1.0 offline, POST /api/frontend with
 #           200 equivalent toggles (installed with `cargo install` on first use, ~22 min)
-# and prints req/s and p99 for each, and the ratios of the same run. Each flag is a plan
+# and prints req/s, p99 and the server's CPU time per request for each, and the ratios of
+# the same run. `--perf single` (or floor, bulk, edge) samples that server with `perf record`
+# during its run and prints where its CPU time went. Each flag is a plan
 # rule with a percentage split (Edge: a flexibleRollout with a plan constraint); the
 # context matches the rule, so every flag is bucketed.
 #
@@ -28,12 +32,16 @@ THREADS=2
 WARMUP=2
 FLAGS=200
 WITH_EDGE=0
+BUILD=1
+PERF_TARGET=
 EDGE_VERSION=20.1.0
 
 usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --with-edge) WITH_EDGE=1 ;;
+    --no-build) BUILD=0 ;;
+    --perf) PERF_TARGET=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --connections) CONNECTIONS=$2; shift ;;
     --threads) THREADS=$2; shift ;;
@@ -87,8 +95,10 @@ if ! command -v wrk >/dev/null; then
   fi
 fi
 
-echo "== building sluice and axum-floor (release)"
-timeout 1800 cargo build --release --locked -q -p sluice-cli --bin sluice -p sluice-bench --bin axum-floor
+if [ "$BUILD" = 1 ]; then
+  echo "== building sluice and axum-floor (release)"
+  timeout 1800 cargo build --release --locked -q -p sluice-cli --bin sluice -p sluice-bench --bin axum-floor
+fi
 
 # Waits up to 20 s for "$2" (a regex) in file $1 and prints the first match.
 await_line() {
@@ -124,13 +134,13 @@ EDGE_CONTEXT='{"context":{"userId":"user-42","properties":{"plan":"pro"}}}'
 
 # --- the floor -------------------------------------------------------------------------
 "$TARGET_DIR/release/axum-floor" 127.0.0.1:0 >"$WORK/floor.log" 2>&1 &
-PIDS+=($!)
+PIDS+=($!); FLOOR_PID=$!
 FLOOR=$(await_line "$WORK/floor.log" 'http://127\.0\.0\.1:[0-9]+')
 await_ok -X POST -d "$CONTEXT" "$FLOOR/"
 
 # --- Sluice ----------------------------------------------------------------------------
-"$TARGET_DIR/release/sluice" serve --bind 127.0.0.1 --port 0 --data-dir "$WORK/data" >"$WORK/sluice.log" 2>&1 &
-PIDS+=($!)
+"$TARGET_DIR/release/sluice" serve --bind 127.0.0.1 --port 0 --data-dir "$WORK/data" --rate-limit 0 >"$WORK/sluice.log" 2>&1 &
+PIDS+=($!); SLUICE_PID=$!
 SLUICE=$(await_line "$WORK/sluice.log" 'http://127\.0\.0\.1:[0-9]+')
 ADMIN=$(await_line "$WORK/sluice.log" 'sluice_[0-9a-f]{64}')
 await_ok "$SLUICE/ready"
@@ -191,7 +201,7 @@ if [ "$WITH_EDGE" = 1 ]; then
   EDGE_PORT=$(free_port)
   "$EDGE_BIN" -i 127.0.0.1 -p "$EDGE_PORT" offline -b "$WORK/features.json" \
     -c '*:production.sluice-load-client' -f "$EDGE_TOKEN" >"$WORK/edge.log" 2>&1 &
-  PIDS+=($!)
+  PIDS+=($!); EDGE_PID=$!
   EDGE_URL="http://127.0.0.1:$EDGE_PORT/api/frontend"
   await_ok -X POST -H "Authorization: $EDGE_TOKEN" -H 'Content-Type: application/json' \
     -d "$EDGE_CONTEXT" "$EDGE_URL"
@@ -221,66 +231,94 @@ to_ms() {
   }'
 }
 
-# load NAME URL BODY AUTH_HEADER_NAME AUTH_HEADER_VALUE: prints "rps p99_ms errors".
+# CPU time a process has used, user and system, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# load NAME PID URL BODY AUTH_HEADER_NAME AUTH_HEADER_VALUE: prints
+# "rps p99_ms errors server_cpu_us_per_request". The CPU time is the server process's own,
+# so it moves far less with the machine's other load than req/s does.
 load() {
-  local name=$1 url=$2 body=$3 header=$4 value=$5 out=$WORK/$1.out
+  local name=$1 pid=$2 url=$3 body=$4 header=$5 value=$6 out=$WORK/$1.out
+  local before after
   if [ "$LOADGEN" = wrk ]; then
     local lines=
     if [ -n "$header" ]; then lines="wrk.headers[\"$header\"] = \"$value\""; fi
     wrk_script "$WORK/$name.lua" "$body" "$lines"
     timeout $((WARMUP + 20)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$WORK/$name.lua" "$url" >/dev/null
+    before=$(cpu_ticks "$pid")
+    if [ "$PERF_TARGET" = "$name" ]; then
+      perf record -q -F 1999 -e cpu-clock -g -p "$pid" -o "$WORK/perf.data" -- sleep "$DURATION" 2>/dev/null &
+    fi
     timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
       -s "$WORK/$name.lua" "$url" >"$out"
-    local rps p99 errors
+    after=$(cpu_ticks "$pid")
+    if [ "$PERF_TARGET" = "$name" ]; then
+      wait
+      perf report -i "$WORK/perf.data" ${PERF_REPORT_ARGS:---no-children --percent-limit 1} --stdio -g none 2>/dev/null \
+        | grep -v '^#' | grep -v '^$' >"$WORK/perf.txt" || true
+    fi
+    local rps p99 errors requests
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    requests=$(awk '/requests in/ {print $1}' "$out")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
     errors=$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
-    echo "$rps $p99 $errors"
+    echo "$rps $p99 $errors $(awk -v t=$((after - before)) -v u="$TICK_US" -v n="$requests" 'BEGIN { printf "%.1f", (n > 0 ? t * u / n : 0) }')"
   else
     local args=(--no-tui -c "$CONNECTIONS" -m POST -H 'Content-Type: application/json' -d "$body")
     if [ -n "$header" ]; then args+=(-H "$header: $value"); fi
     local json_flag=-j
     if "$OHA" --help 2>/dev/null | grep -q -- '--output-format'; then json_flag=--output-format=json; fi
     timeout $((WARMUP + 20)) "$OHA" "${args[@]}" -z "${WARMUP}s" "$url" >/dev/null
+    before=$(cpu_ticks "$pid")
     timeout $((DURATION + 30)) "$OHA" "${args[@]}" -z "${DURATION}s" "$json_flag" "$url" >"$out"
-    jq -r '[(.summary.requestsPerSec | floor),
+    after=$(cpu_ticks "$pid")
+    jq -r --argjson t $((after - before)) --argjson u "$TICK_US" '[(.summary.requestsPerSec | floor),
             ((.latencyPercentiles.p99 // 0) * 1000 * 100 | round / 100),
-            ([.statusCodeDistribution | to_entries[] | select(.key | test("^2") | not) | .value] | add // 0)]
+            ([.statusCodeDistribution | to_entries[] | select(.key | test("^2") | not) | .value] | add // 0),
+            ((.summary.requestsPerSec * (.summary.total // 0)) as $n
+             | if $n > 0 then ($t * $u / $n * 10 | round / 10) else 0 end)]
            | map(tostring) | join(" ")' "$out"
   fi
 }
 
 echo "== load: $LOADGEN, $CONNECTIONS connections, $THREADS threads, ${DURATION} s each after ${WARMUP} s of warm-up"
-result=$(load floor "$FLOOR/" "$CONTEXT" "" "")
-read -r floor_rps floor_p99 floor_err <<<"$result"
-result=$(load single "$SINGLE_URL" "$CONTEXT" Authorization "Bearer $CLIENT")
-read -r single_rps single_p99 single_err <<<"$result"
-result=$(load bulk "$BULK_URL" "$CONTEXT" Authorization "Bearer $CLIENT")
-read -r bulk_rps bulk_p99 bulk_err <<<"$result"
+result=$(load floor "$FLOOR_PID" "$FLOOR/" "$CONTEXT" "" "")
+read -r floor_rps floor_p99 floor_err floor_cpu <<<"$result"
+result=$(load single "$SLUICE_PID" "$SINGLE_URL" "$CONTEXT" Authorization "Bearer $CLIENT")
+read -r single_rps single_p99 single_err single_cpu <<<"$result"
+result=$(load bulk "$SLUICE_PID" "$BULK_URL" "$CONTEXT" Authorization "Bearer $CLIENT")
+read -r bulk_rps bulk_p99 bulk_err bulk_cpu <<<"$result"
 if [ -n "$EDGE_URL" ]; then
-  result=$(load edge "$EDGE_URL" "$EDGE_CONTEXT" Authorization "$EDGE_TOKEN")
-  read -r edge_rps edge_p99 edge_err <<<"$result"
+  result=$(load edge "$EDGE_PID" "$EDGE_URL" "$EDGE_CONTEXT" Authorization "$EDGE_TOKEN")
+  read -r edge_rps edge_p99 edge_err edge_cpu <<<"$result"
 fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 echo
-echo "| target | req/s | p99 (ms) | errors |"
-echo "|---|---:|---:|---:|"
-printf '| floor: bare axum, fixed JSON | %.0f | %s | %s |\n' "$floor_rps" "$floor_p99" "$floor_err"
-printf '| OFREP single evaluation | %.0f | %s | %s |\n' "$single_rps" "$single_p99" "$single_err"
-printf '| OFREP bulk, %s flags | %.0f | %s | %s |\n' "$FLAGS" "$bulk_rps" "$bulk_p99" "$bulk_err"
+echo "| target | req/s | p99 (ms) | server CPU (µs/req) | errors |"
+echo "|---|---:|---:|---:|---:|"
+printf '| floor: bare axum, fixed JSON | %.0f | %s | %s | %s |\n' "$floor_rps" "$floor_p99" "$floor_cpu" "$floor_err"
+printf '| OFREP single evaluation | %.0f | %s | %s | %s |\n' "$single_rps" "$single_p99" "$single_cpu" "$single_err"
+printf '| OFREP bulk, %s flags | %.0f | %s | %s | %s |\n' "$FLAGS" "$bulk_rps" "$bulk_p99" "$bulk_cpu" "$bulk_err"
 if [ -n "$EDGE_URL" ]; then
-  printf '| Unleash Edge %s POST /api/frontend, %s toggles | %.0f | %s | %s |\n' \
-    "$EDGE_VERSION" "$FLAGS" "$edge_rps" "$edge_p99" "$edge_err"
+  printf '| Unleash Edge %s POST /api/frontend, %s toggles | %.0f | %s | %s | %s |\n' \
+    "$EDGE_VERSION" "$FLAGS" "$edge_rps" "$edge_p99" "$edge_cpu" "$edge_err"
 fi
 echo
 echo "single / floor (req/s): $(ratio "$single_rps" "$floor_rps")   (target ≥ 0.50)"
 echo "bulk / floor (req/s):   $(ratio "$bulk_rps" "$floor_rps")"
 if [ -n "$EDGE_URL" ]; then
   echo "bulk / Edge (req/s):    $(ratio "$bulk_rps" "$edge_rps")   (target ≥ 10)"
+  echo "Edge / bulk (server CPU per request): $(ratio "$edge_cpu" "$bulk_cpu")"
 else
   echo "Unleash Edge: skipped; pass --with-edge to install ($EDGE_VERSION, ~22 min) and compare"
+fi
+if [ -s "$WORK/perf.txt" ]; then
+  echo
+  echo "== where $PERF_TARGET's server spent its CPU (perf, symbols over 1%)"
+  cat "$WORK/perf.txt"
 fi
 total_errors=$((floor_err + single_err + bulk_err + ${edge_err:-0}))
 if [ "$total_errors" -gt 0 ]; then

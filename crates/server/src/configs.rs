@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use serde_json::{Value, json};
 use sluice_core::{Document, Engine, FlagFile, Format, Source};
 
+use crate::answers::Answers;
 use crate::store::ConfigSnapshot;
 
 /// One environment's compiled configuration.
@@ -26,6 +27,8 @@ pub struct EnvConfig {
     pub version: i64,
     /// What server SDKs receive: `{version, environment, format, flags}`, serialized once.
     pub payload: Arc<str>,
+    /// OFREP answers prepared for `engine`, and its evaluation counters.
+    pub answers: Answers,
 }
 
 /// Every environment's configuration at one version.
@@ -65,7 +68,10 @@ impl Configs {
 
     /// One environment's configuration.
     pub fn environment(&self, name: &str) -> Option<Arc<EnvConfig>> {
-        self.current()?.environments.get(name).cloned()
+        // Borrow what is served rather than take a reference to all of it: this runs on
+        // every evaluation request.
+        let current = self.current.load();
+        Option::as_ref(&current)?.environments.get(name).cloned()
     }
 
     /// The error of the last failed reload, cleared by the next successful one.
@@ -105,6 +111,7 @@ fn env_config(
     });
     Arc::new(EnvConfig {
         environment: environment.to_owned(),
+        answers: Answers::new(&engine),
         engine,
         version,
         payload: payload.to_string().into(),

@@ -26,8 +26,9 @@
 //! samples never pile up while nobody scrapes.
 //!
 //! The hot path does not allocate: each label combination's handles are created once and
-//! kept in a copy-on-write map read without locking; a request or evaluation only looks
-//! them up and adds to atomics.
+//! then only added to. Request series live in a copy-on-write map read without locking;
+//! evaluation counters live beside each configuration's prepared OFREP answers
+//! ([`crate::answers`]), found by the flag's position instead of by hashing labels.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
@@ -42,7 +43,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sluice_core::Evaluation;
+use sluice_core::Reason;
 
 use crate::state::AppState;
 
@@ -188,11 +189,8 @@ struct RequestSeries {
 
 /// Route template, then (method, status).
 type RequestMap = HashMap<Box<str>, HashMap<(&'static str, u16), RequestSeries>>;
-/// Flag, then variant, then (reason, counter).
-type EvaluationMap = HashMap<Box<str>, HashMap<Box<str>, Vec<(&'static str, Counter)>>>;
 
 static REQUEST_SERIES: LazyLock<Series<RequestMap>> = LazyLock::new(Series::default);
-static EVALUATION_SERIES: LazyLock<Series<EvaluationMap>> = LazyLock::new(Series::default);
 
 fn record_request(method: &'static str, route: &str, status: StatusCode, elapsed: Duration) {
     let code = status.as_u16();
@@ -224,43 +222,24 @@ fn record_request(method: &'static str, route: &str, status: StatusCode, elapsed
     );
 }
 
-/// Counts one OFREP evaluation of `flag`.
-pub fn count_evaluation(flag: &str, evaluation: &Evaluation<'_>) {
-    let flag = if evaluation.flag.is_some() {
-        flag
-    } else {
-        UNKNOWN_FLAG
-    };
-    let variant = evaluation.variant.unwrap_or("");
-    let reason = evaluation.reason.as_str();
-    EVALUATION_SERIES.with(
-        |map| {
-            let found = map
-                .get(flag)
-                .and_then(|variants| variants.get(variant))
-                .and_then(|reasons| reasons.iter().find(|(name, _)| *name == reason));
-            match found {
-                Some((_, counter)) => {
-                    counter.increment(1);
-                    true
-                }
-                None => false,
-            }
-        },
-        |map| {
-            let counter = metrics::counter!(
-                EVALUATIONS,
-                "flag" => flag.to_owned(),
-                "variant" => variant.to_owned(),
-                "reason" => reason,
-            );
-            map.entry(flag.into())
-                .or_default()
-                .entry(variant.into())
-                .or_default()
-                .push((reason, counter));
-        },
-    );
+/// The `sluice_evaluations_total` counter of one flag, variant and reason. Callers keep it:
+/// [`crate::answers::Answers`] makes each once per configuration and then only adds to it.
+pub fn evaluation_counter(flag: &str, variant: &str, reason: &'static str) -> Counter {
+    install();
+    metrics::counter!(
+        EVALUATIONS,
+        "flag" => flag.to_owned(),
+        "variant" => variant.to_owned(),
+        "reason" => reason,
+    )
+}
+
+/// Counts one evaluation of a flag that does not exist.
+pub fn count_unknown_flag() {
+    static UNKNOWN: OnceLock<Counter> = OnceLock::new();
+    UNKNOWN
+        .get_or_init(|| evaluation_counter(UNKNOWN_FLAG, "", Reason::Error.as_str()))
+        .increment(1);
 }
 
 /// One live stream, counted in `sluice_stream_connections` until dropped.

@@ -10,6 +10,7 @@ use tokio::sync::{Mutex, broadcast, watch};
 
 use crate::config::Settings;
 use crate::configs::{self, Configs, Loaded};
+use crate::http::rate_limit::RateLimits;
 use crate::store::{Store, StoreError};
 use crate::tokens::TokenCache;
 
@@ -36,6 +37,8 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     /// Ids of revoked tokens; live streams opened with one of them end when it appears.
     revoked: watch::Sender<Arc<HashSet<String>>>,
+    /// OFREP evaluation rate limits per token and client address.
+    rate_limits: RateLimits,
 }
 
 /// Resolves once `signal` says the server is shutting down, including when it already did
@@ -60,7 +63,6 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 store,
-                settings,
                 configs: Configs::default(),
                 tokens: TokenCache::default(),
                 changes,
@@ -69,6 +71,8 @@ impl AppState {
                 reloading: Mutex::new(()),
                 shutdown: watch::channel(false).0,
                 revoked: watch::channel(Arc::new(HashSet::new())).0,
+                rate_limits: RateLimits::new(settings.rate_limit),
+                settings,
             }),
         }
     }
@@ -86,6 +90,11 @@ impl AppState {
     /// The compiled configurations.
     pub fn configs(&self) -> &Configs {
         &self.inner.configs
+    }
+
+    /// The OFREP evaluation rate limits.
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.inner.rate_limits
     }
 
     /// The token cache.

@@ -6,9 +6,10 @@
 //! are cached in memory and the cache is dropped on every configuration change (revoking a
 //! token is one), so a revoked token stops working as soon as the change is seen.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use arc_swap::ArcSwap;
 use rand::RngExt as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -33,24 +34,36 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 /// Remembers which hashes belong to which tokens.
+///
+/// Every authenticated request asks, so live tokens are read from an immutable map through
+/// `ArcSwap`, without a lock; the first request with a token goes to the store and adds the
+/// token to a copy of the map. Unknown secrets are remembered apart, under a lock, so a flood
+/// of bad guesses neither copies the map nor reaches the store twice for the same guess.
+/// Both are emptied on every configuration change, which is also when tokens change.
 #[derive(Debug, Default, Clone)]
 pub struct TokenCache {
-    entries: Arc<Mutex<Cache>>,
+    live: Arc<ArcSwap<Live>>,
+    missing: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
 
-#[derive(Debug, Default)]
-struct Cache {
-    found: HashMap<String, Token>,
-    missing: HashMap<String, ()>,
+/// The first 8 bytes of SHA-256 digests to the full digests that start with them and their
+/// live tokens. The full digest is compared in constant time.
+type Live = HashMap<u64, Vec<([u8; 32], Arc<Token>)>, foldhash::fast::RandomState>;
+
+fn prefix(digest: &[u8; 32]) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
 }
 
 impl TokenCache {
     /// Forgets everything; called on every configuration change.
     pub fn clear(&self) {
-        if let Ok(mut cache) = self.entries.lock() {
-            cache.found.clear();
-            cache.missing.clear();
-        }
+        self.live.store(Arc::default());
+        self.missing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// The live (unrevoked) token whose secret is `secret`, if any.
@@ -58,34 +71,48 @@ impl TokenCache {
         &self,
         store: &dyn Store,
         secret: &str,
-    ) -> Result<Option<Token>, StoreError> {
-        let hash = hash_secret(secret);
-        if let Ok(cache) = self.entries.lock() {
-            if let Some(token) = cache.found.get(&hash) {
-                return Ok(Some(token.clone()));
-            }
-            if cache.missing.contains_key(&hash) {
-                return Ok(None);
-            }
+    ) -> Result<Option<Arc<Token>>, StoreError> {
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if let Some((_, token)) = self.live.load().get(&prefix(&digest)).and_then(|entries| {
+            entries
+                .iter()
+                .find(|(candidate, _)| bool::from(candidate.ct_eq(&digest)))
+        }) {
+            return Ok(Some(token.clone()));
         }
-        let found = match store.token_by_hash(&hash).await {
+        if self.missing().contains(&digest) {
+            return Ok(None);
+        }
+        let found = match store.token_by_hash(&hex::encode(digest)).await {
             Ok(token) => Some(token),
             Err(StoreError::NotFound) => None,
             Err(other) => return Err(other),
         };
-        let live = found.filter(|token| token.revoked_at_ms.is_none());
-        if let Ok(mut cache) = self.entries.lock() {
-            match &live {
-                Some(token) => {
-                    cache.found.insert(hash.clone(), token.clone());
+        let live = found
+            .filter(|token| token.revoked_at_ms.is_none())
+            .map(Arc::new);
+        match &live {
+            Some(token) => {
+                self.live.rcu(|cache| {
+                    let mut next = Live::clone(cache);
+                    let entries = next.entry(prefix(&digest)).or_default();
+                    entries.retain(|(candidate, _)| candidate != &digest);
+                    entries.push((digest, token.clone()));
+                    next
+                });
+            }
+            None => {
+                let mut missing = self.missing();
+                if missing.len() < MAX_CACHED_MISSES {
+                    missing.insert(digest);
                 }
-                None if cache.missing.len() < MAX_CACHED_MISSES => {
-                    cache.missing.insert(hash.clone(), ());
-                }
-                None => {}
             }
         }
         Ok(live)
+    }
+
+    fn missing(&self) -> MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.missing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

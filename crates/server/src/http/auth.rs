@@ -4,6 +4,8 @@
 //! (401 otherwise). The handler then states what it needs, such as [`Caller::admin`] or
 //! [`Caller::environment`], and gets 403 when the token's scope does not allow it.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -18,8 +20,8 @@ const MAX_TOKEN_LEN: usize = 512;
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The token it presented.
-    pub token: Token,
+    /// The token it presented, shared with the token cache.
+    pub token: Arc<Token>,
 }
 
 /// The credential in the request, if any.

@@ -37,6 +37,26 @@ pub enum ApiError {
     /// The definition is invalid; every problem is listed.
     #[error("the definition is invalid")]
     Invalid(sluice_core::Errors),
+    /// A request body that was read but breaks a rule; every problem is listed with its path.
+    #[error("{message}")]
+    InvalidBody {
+        /// A sentence naming the first problem.
+        message: String,
+        /// Every problem, with its path in the body.
+        errors: sluice_core::Errors,
+    },
+    /// The body, or what it decompresses to, is over a limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The body's `Content-Encoding` (or type) is not one this route reads.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The caller is over its rate limit; it may retry after this many whole seconds.
+    #[error("rate limit exceeded: retry after {retry_after} s")]
+    TooManyRequests {
+        /// Seconds to wait, at least 1.
+        retry_after: u64,
+    },
     /// Anything the server got wrong.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -52,7 +72,10 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::InvalidBody { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,7 +103,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let body = match &self {
-            ApiError::Invalid(errors) => json!({
+            ApiError::Invalid(errors) | ApiError::InvalidBody { errors, .. } => json!({
                 "error": "invalid",
                 "message": self.to_string(),
                 "errors": errors.iter().map(|e| json!({
@@ -108,6 +131,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let ApiError::TooManyRequests { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
         response
     }
 }
@@ -120,7 +148,10 @@ fn kind(error: &ApiError) -> &'static str {
         ApiError::BadRequest(_) => "bad_request",
         ApiError::Conflict(_) => "conflict",
         ApiError::PreconditionFailed { .. } => "precondition_failed",
-        ApiError::Invalid(_) => "invalid",
+        ApiError::Invalid(_) | ApiError::InvalidBody { .. } => "invalid",
+        ApiError::PayloadTooLarge(_) => "payload_too_large",
+        ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+        ApiError::TooManyRequests { .. } => "rate_limited",
         ApiError::Internal(_) => "internal",
     }
 }

@@ -9,18 +9,19 @@
 
 use std::convert::Infallible;
 
-use axum::Router;
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use futures_util::Stream;
 use serde::ser::{SerializeMap as _, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use sluice_core::{Context, ErrorCode, Evaluation};
 
 use crate::http::auth::Caller;
@@ -113,47 +114,40 @@ fn error_body(key: &str, code: ErrorCode, details: &str) -> Value {
     json!({"key": key, "errorCode": code.as_str(), "errorDetails": details})
 }
 
-/// The OFREP status and body for one evaluation.
-pub fn evaluation_response<'a>(
-    key: &'a str,
-    evaluation: &'a Evaluation<'_>,
-) -> (StatusCode, Answer<'a>) {
+/// The OFREP answer for one evaluation, for serde.
+pub fn evaluation_answer<'a>(key: &'a str, evaluation: &'a Evaluation<'_>) -> Answer<'a> {
     match evaluation.error {
-        None => (
-            StatusCode::OK,
-            Answer::Success {
-                key,
-                value: evaluation.value,
-                variant: evaluation.variant,
-                reason: evaluation.reason.as_str(),
-                metadata: Metadata(evaluation.flag.map(|flag| &flag.metadata)),
-            },
-        ),
-        Some(code) => {
-            let status = if code == ErrorCode::FlagNotFound {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            let details = evaluation.error_message.as_deref().unwrap_or(code.as_str());
-            (
-                status,
-                Answer::Failure {
-                    key,
-                    error_code: code.as_str(),
-                    error_details: details,
-                },
-            )
-        }
+        None => Answer::Success {
+            key,
+            value: evaluation.value,
+            variant: evaluation.variant,
+            reason: evaluation.reason.as_str(),
+            metadata: Metadata(evaluation.flag.map(|flag| &flag.metadata)),
+        },
+        Some(code) => Answer::Failure {
+            key,
+            error_code: code.as_str(),
+            error_details: evaluation.error_message.as_deref().unwrap_or(code.as_str()),
+        },
     }
 }
 
-/// `"` + the first 12 bytes of the body's SHA-256 in hex + `"`, without allocating.
-fn etag_of(body: &[u8]) -> [u8; 26] {
+/// The HTTP status of a single evaluation: 404 for a missing flag, 400 for other errors.
+fn evaluation_status(evaluation: &Evaluation<'_>) -> StatusCode {
+    match evaluation.error {
+        None => StatusCode::OK,
+        Some(ErrorCode::FlagNotFound) => StatusCode::NOT_FOUND,
+        Some(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// `"` + the body's 128-bit XXH3 in hex + `"`. An ETag only has to change when the body
+/// does; a cryptographic hash would cost more than evaluating hundreds of flags.
+fn etag_of(body: &[u8]) -> [u8; 34] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(body);
-    let mut etag = [b'"'; 26];
-    for (i, byte) in digest.iter().take(12).enumerate() {
+    let digest = xxhash_rust::xxh3::xxh3_128(body).to_be_bytes();
+    let mut etag = [b'"'; 34];
+    for (i, byte) in digest.iter().enumerate() {
         etag[1 + 2 * i] = HEX[usize::from(byte >> 4)];
         etag[2 + 2 * i] = HEX[usize::from(byte & 0x0f)];
     }
@@ -161,12 +155,8 @@ fn etag_of(body: &[u8]) -> [u8; 26] {
 }
 
 /// A JSON response with an ETag, or 304 when the caller already has it.
-fn with_etag(headers: &HeaderMap, status: StatusCode, body: &impl Serialize) -> Response {
-    let bytes = match serde_json::to_vec(body) {
-        Ok(bytes) => bytes,
-        Err(error) => return ApiError::Internal(error.into()).into_response(),
-    };
-    let etag = etag_of(&bytes);
+fn with_etag(headers: &HeaderMap, status: StatusCode, body: Vec<u8>) -> Response {
+    let etag = etag_of(&body);
     let etag = std::str::from_utf8(&etag).unwrap_or("\"\"");
     let etag_header = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
     if status == StatusCode::OK && matches_etag(headers, etag) {
@@ -181,7 +171,7 @@ fn with_etag(headers: &HeaderMap, status: StatusCode, body: &impl Serialize) -> 
             ),
             (header::ETAG, etag_header),
         ],
-        bytes,
+        body,
     )
         .into_response()
 }
@@ -194,32 +184,37 @@ fn invalid_context(key: Option<&str>, message: String) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
+/// The client's address, known when the server runs with connect info (always, outside
+/// router-level tests).
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+/// The caller's environment, once its token may evaluate and is within its rate limit.
+fn admit<'c>(state: &AppState, caller: &'c Caller, peer: &Peer) -> Result<&'c str, ApiError> {
+    let environment = caller.environment(&[TokenScope::Client, TokenScope::Server])?;
+    let address = peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip());
+    state.rate_limits().check(&caller.token.id, address)?;
+    Ok(environment)
+}
+
 async fn evaluate(
     State(state): State<AppState>,
     caller: Caller,
+    peer: Peer,
     Path(key): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let environment = caller.environment(&[TokenScope::Client, TokenScope::Server])?;
+    let environment = admit(&state, &caller, &peer)?;
     let context = match read_context(&body) {
         Ok(context) => context,
         Err(message) => return Ok(invalid_context(Some(&key), message)),
     };
     let config = environment_config(&state, environment)?;
     let evaluation = config.engine.evaluate(&key, &context);
-    crate::metrics::count_evaluation(&key, &evaluation);
-    let (status, body) = evaluation_response(&key, &evaluation);
-    Ok(with_etag(&headers, status, &body))
-}
-
-/// The bulk answer: every flag's evaluation, and where to listen for changes.
-#[derive(Debug, Serialize)]
-struct Bulk<'a> {
-    flags: Vec<Answer<'a>>,
-    metadata: Metadata<'a>,
-    #[serde(rename = "eventStreams", skip_serializing_if = "Option::is_none")]
-    event_streams: Option<[EventStream; 1]>,
+    let mut body = Vec::with_capacity(256);
+    let answers = &config.answers;
+    answers.answer(answers.position(&key), &key, &evaluation, &mut body);
+    Ok(with_etag(&headers, evaluation_status(&evaluation), body))
 }
 
 /// An OFREP event stream advertisement.
@@ -235,38 +230,41 @@ struct EventStream {
 async fn evaluate_all(
     State(state): State<AppState>,
     caller: Caller,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let environment = caller.environment(&[TokenScope::Client, TokenScope::Server])?;
+    let environment = admit(&state, &caller, &peer)?;
     let context = match read_context(&body) {
         Ok(context) => context,
         Err(message) => return Ok(invalid_context(None, message)),
     };
     let config = environment_config(&state, environment)?;
-    let evaluations: Vec<(&str, Evaluation<'_>)> = config
-        .engine
-        .evaluate_all(&context)
-        .inspect(|(key, evaluation)| crate::metrics::count_evaluation(key, evaluation))
-        .collect();
-    let response = Bulk {
-        flags: evaluations
-            .iter()
-            .map(|(key, evaluation)| evaluation_response(key, evaluation).1)
-            .collect(),
-        metadata: Metadata(None),
-        event_streams: headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(|host| {
-                [EventStream {
-                    kind: "sse",
-                    url: format!("http://{host}/ofrep/v1/events"),
-                    inactivity_delay_sec: 120,
-                }]
-            }),
-    };
-    Ok(with_etag(&headers, StatusCode::OK, &response))
+    // `{"flags":[...],"metadata":{},"eventStreams":[...]}`, each answer written by
+    // `Answers`: prepared bytes for the common case, serde for the rest.
+    let answers = &config.answers;
+    let mut body = Vec::with_capacity(answers.bulk_size_hint());
+    body.extend_from_slice(b"{\"flags\":[");
+    for (position, (key, evaluation)) in config.engine.evaluate_all(&context).enumerate() {
+        if position > 0 {
+            body.push(b',');
+        }
+        answers.answer(Some(position), key, &evaluation, &mut body);
+    }
+    body.extend_from_slice(b"],\"metadata\":{}");
+    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        let streams = [EventStream {
+            kind: "sse",
+            url: format!("http://{host}/ofrep/v1/events"),
+            inactivity_delay_sec: 120,
+        }];
+        body.extend_from_slice(b",\"eventStreams\":");
+        if let Err(error) = serde_json::to_writer(&mut body, &streams) {
+            return Err(ApiError::Internal(error.into()));
+        }
+    }
+    body.push(b'}');
+    Ok(with_etag(&headers, StatusCode::OK, body))
 }
 
 /// `GET /ofrep/v1/events`: an SSE event each time the caller's environment changes.

@@ -192,7 +192,7 @@ async fn flagd_provider_suites_pass_over_http() {
     }
     let app = spawn_with(Options {
         flags: Some(flags),
-        body_limit: None,
+        ..Options::default()
     })
     .await;
     let (status, ready) = split(

@@ -33,7 +33,7 @@ async fn files_are_served_reloaded_and_protected() {
     std::fs::write(&path, FLAGS).unwrap();
     let app = spawn_with(Options {
         flags: Some(path.clone()),
-        body_limit: None,
+        ..Options::default()
     })
     .await;
     let token = app.token("client", Some("production")).await;

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{boolean_flag, spawn_app};
+use crate::helpers::{Options, boolean_flag, spawn_app, spawn_with};
 
 #[tokio::test]
 async fn evaluates_in_the_tokens_environment() {
@@ -105,6 +105,51 @@ async fn bulk_has_an_etag_and_answers_304() {
     let changed = bulk().header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(changed.status(), StatusCode::OK);
     assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
+}
+
+#[tokio::test]
+async fn over_the_rate_limit_answers_429_with_whole_seconds_to_wait() {
+    let app = spawn_with(Options {
+        rate_limit: Some(3),
+        ..Options::default()
+    })
+    .await;
+    app.create_flag("checkout", boolean_flag()).await;
+    let token = app.token("client", Some("production")).await;
+    let other = app.token("client", Some("production")).await;
+    let bulk = |token: &str| {
+        app.request(Method::POST, "/ofrep/v1/evaluate/flags", Some(token))
+            .json(&json!({"context": {"targetingKey": "u1"}}))
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(bulk(&token).send().await.unwrap().status());
+    }
+    assert_eq!(&statuses[..3], &[StatusCode::OK; 3], "{statuses:?}");
+    let refused = bulk(&token).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("Retry-After is whole seconds");
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused.headers()["content-type"], "application/json");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    // Single evaluations share the bucket; another token has its own.
+    let single = app
+        .request(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags/checkout",
+            Some(&token),
+        )
+        .json(&json!({"context": {"targetingKey": "u1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(single.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(bulk(&other).send().await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -1,0 +1,282 @@
+//! The rules a metrics batch must keep before anything of it is stored.
+//!
+//! Every problem is reported with its path in the wire format's own (camelCase) names, such
+//! as `buckets[3].startMs`, so an SDK author sees at once what to fix. Unknown flags and
+//! variants are not problems: an SDK may evaluate a newer configuration than the server
+//! has compiled, and telemetry is evidence either way.
+
+use sluice_core::telemetry::{
+    BUCKET_MS, BucketReport, CrashReport, MAX_BUCKETS_PER_BATCH, MAX_CRASHES_PER_BATCH, MAX_ID_LEN,
+    MetricsBatch,
+};
+use sluice_core::{Error, ErrorKind, Errors, MAX_KEY_LEN, Path};
+
+use super::sketch;
+
+/// The most distinct custom events one bucket may carry.
+pub const MAX_EVENTS_PER_BUCKET: usize = 64;
+/// The largest exposure, error or crash count, or custom event count, one bucket may carry.
+pub const MAX_COUNT: u64 = 1_000_000_000_000;
+/// The largest magnitude of a custom event's sum or sum of squares.
+pub const MAX_EVENT_MAGNITUDE: f64 = 1e150;
+/// The longest SDK name, crash location, or flag key or variant in a crash report.
+pub const MAX_LABEL_LEN: usize = 256;
+/// The longest panic message.
+pub const MAX_CRASH_MESSAGE_LEN: usize = 4096;
+/// How far past the server's clock a bucket may start, for clock skew.
+pub const MAX_FUTURE_MS: i64 = 24 * 60 * 60 * 1000;
+/// The most problems reported for one batch.
+const MAX_REPORTED: usize = 100;
+
+/// Collects problems, up to [`MAX_REPORTED`].
+struct Problems(Vec<Error>);
+
+impl Problems {
+    fn push(&mut self, path: Path, message: impl Into<String>) {
+        if self.0.len() < MAX_REPORTED {
+            self.0.push(Error::new(ErrorKind::Invalid, path, message));
+        }
+    }
+
+    fn text(&mut self, path: Path, text: &str, min: usize, max: usize) {
+        if text.len() < min {
+            self.push(path, "must not be empty");
+        } else if text.len() > max {
+            self.push(path, format!("longer than {max} bytes"));
+        } else if text.chars().any(char::is_control) {
+            self.push(path, "contains a control character");
+        }
+    }
+
+    fn count(&mut self, path: Path, count: u64) {
+        if count > MAX_COUNT {
+            self.push(path, format!("larger than {MAX_COUNT}"));
+        }
+    }
+
+    fn non_negative(&mut self, path: Path, value: i64) {
+        if value < 0 {
+            self.push(path, "must not be negative");
+        }
+    }
+}
+
+/// Checks `batch`, received at `received_ms` by the server's clock; every problem is
+/// returned with its path.
+pub fn validate_batch(batch: &MetricsBatch, received_ms: i64) -> Result<(), Errors> {
+    let mut problems = Problems(Vec::new());
+    let root = Path::root();
+    problems.text(root.key("batchId"), &batch.batch_id, 1, MAX_ID_LEN);
+    let instance = root.key("instance");
+    problems.text(instance.key("id"), &batch.instance.id, 1, MAX_ID_LEN);
+    problems.text(instance.key("sdk"), &batch.instance.sdk, 0, MAX_LABEL_LEN);
+    if let Some(version) = batch.instance.config_version {
+        problems.non_negative(instance.key("configVersion"), version);
+    }
+    problems.non_negative(root.key("sentAtMs"), batch.sent_at_ms);
+    let buckets = root.key("buckets");
+    if batch.buckets.len() > MAX_BUCKETS_PER_BATCH {
+        problems.push(
+            buckets.clone(),
+            format!(
+                "{} buckets; a batch may carry at most {MAX_BUCKETS_PER_BATCH}",
+                batch.buckets.len()
+            ),
+        );
+    } else {
+        for (index, bucket) in batch.buckets.iter().enumerate() {
+            check_bucket(&mut problems, &buckets.index(index), bucket, received_ms);
+        }
+    }
+    let crashes = root.key("crashes");
+    if batch.crashes.len() > MAX_CRASHES_PER_BATCH {
+        problems.push(
+            crashes.clone(),
+            format!(
+                "{} crash reports; a batch may carry at most {MAX_CRASHES_PER_BATCH}",
+                batch.crashes.len()
+            ),
+        );
+    } else {
+        for (index, crash) in batch.crashes.iter().enumerate() {
+            check_crash(&mut problems, &crashes.index(index), crash);
+        }
+    }
+    if problems.0.is_empty() {
+        Ok(())
+    } else {
+        Err(Errors(problems.0))
+    }
+}
+
+fn check_bucket(problems: &mut Problems, at: &Path, bucket: &BucketReport, received_ms: i64) {
+    let start = at.key("startMs");
+    if bucket.start_ms < 0 {
+        problems.push(start, "must not be negative");
+    } else if bucket.start_ms % BUCKET_MS != 0 {
+        problems.push(start, format!("not a multiple of {BUCKET_MS}"));
+    } else if bucket.start_ms > received_ms.saturating_add(MAX_FUTURE_MS) {
+        problems.push(
+            start,
+            "more than a day after the server's clock; check the SDK host's clock",
+        );
+    }
+    problems.text(at.key("flag"), &bucket.flag, 1, MAX_KEY_LEN);
+    // Empty: errors recorded when no variant was served, such as an unknown flag.
+    problems.text(at.key("variant"), &bucket.variant, 0, MAX_KEY_LEN);
+    problems.non_negative(at.key("configVersion"), bucket.config_version);
+    problems.count(at.key("exposures"), bucket.exposures);
+    problems.count(at.key("errors"), bucket.errors);
+    problems.count(at.key("crashes"), bucket.crashes);
+    if let Some(latency) = &bucket.latency
+        && let Err(message) = sketch::check(latency)
+    {
+        problems.push(at.key("latency"), message);
+    }
+    let events = at.key("events");
+    if bucket.events.len() > MAX_EVENTS_PER_BUCKET {
+        problems.push(
+            events,
+            format!(
+                "{} events; a bucket may carry at most {MAX_EVENTS_PER_BUCKET}",
+                bucket.events.len()
+            ),
+        );
+        return;
+    }
+    for (name, event) in &bucket.events {
+        let here = events.key(name.clone());
+        problems.text(here.clone(), name, 1, MAX_KEY_LEN);
+        problems.count(here.key("count"), event.count);
+        if !(event.sum.is_finite() && event.sum.abs() <= MAX_EVENT_MAGNITUDE) {
+            problems.push(here.key("sum"), format!("beyond ±{MAX_EVENT_MAGNITUDE:e}"));
+        }
+        if !(event.sum_sq.is_finite() && (0.0..=MAX_EVENT_MAGNITUDE).contains(&event.sum_sq)) {
+            problems.push(
+                here.key("sumSq"),
+                format!("must be between 0 and {MAX_EVENT_MAGNITUDE:e}"),
+            );
+        }
+    }
+}
+
+fn check_crash(problems: &mut Problems, at: &Path, crash: &CrashReport) {
+    problems.non_negative(at.key("atMs"), crash.at_ms);
+    // Panic messages span lines; only their length is limited.
+    if crash.message.len() > MAX_CRASH_MESSAGE_LEN {
+        problems.push(
+            at.key("message"),
+            format!("longer than {MAX_CRASH_MESSAGE_LEN} bytes"),
+        );
+    }
+    if let Some(location) = &crash.location {
+        problems.text(at.key("location"), location, 0, MAX_LABEL_LEN);
+    }
+    let variants = at.key("variants");
+    if crash.variants.len() > MAX_EVENTS_PER_BUCKET {
+        problems.push(
+            variants,
+            format!(
+                "{} flags; a crash report may name at most {MAX_EVENTS_PER_BUCKET}",
+                crash.variants.len()
+            ),
+        );
+        return;
+    }
+    for (flag, variant) in &crash.variants {
+        let here = variants.key(flag.clone());
+        problems.text(here.clone(), flag, 1, MAX_KEY_LEN);
+        problems.text(here, variant, 0, MAX_KEY_LEN);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use sluice_core::telemetry::{EventAggregate, InstanceReport};
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_012_345;
+
+    fn batch() -> MetricsBatch {
+        MetricsBatch {
+            batch_id: "b1".into(),
+            instance: InstanceReport {
+                id: "i1".into(),
+                sdk: "sluice-rust/0.1.0".into(),
+                config_version: Some(3),
+            },
+            sent_at_ms: NOW,
+            buckets: vec![BucketReport {
+                start_ms: 1_700_000_010_000,
+                flag: "checkout".into(),
+                variant: "on".into(),
+                config_version: 3,
+                exposures: 10,
+                ..BucketReport::default()
+            }],
+            ..MetricsBatch::default()
+        }
+    }
+
+    fn paths(batch: &MetricsBatch) -> Vec<String> {
+        match validate_batch(batch, NOW) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_batch_passes() {
+        assert_eq!(paths(&batch()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn problems_name_their_paths() {
+        let mut bad = batch();
+        bad.batch_id.clear();
+        bad.instance.id = "x".repeat(MAX_ID_LEN + 1);
+        bad.buckets[0].start_ms += 1;
+        bad.buckets[0].exposures = MAX_COUNT + 1;
+        let mut events = BTreeMap::new();
+        events.insert(
+            "pay".to_owned(),
+            EventAggregate {
+                count: 1,
+                sum: 1.0,
+                sum_sq: -1.0,
+            },
+        );
+        bad.buckets[0].events = events;
+        bad.crashes.push(CrashReport {
+            at_ms: -1,
+            ..CrashReport::default()
+        });
+        assert_eq!(
+            paths(&bad),
+            [
+                "batchId: must not be empty",
+                "instance.id: longer than 128 bytes",
+                "buckets[0].startMs: not a multiple of 10000",
+                "buckets[0].exposures: larger than 1000000000000",
+                "buckets[0].events.pay.sumSq: must be between 0 and 1e150",
+                "crashes[0].atMs: must not be negative",
+            ]
+        );
+    }
+
+    #[test]
+    fn too_many_buckets_is_one_problem() {
+        let mut big = batch();
+        big.buckets = vec![big.buckets[0].clone(); MAX_BUCKETS_PER_BATCH + 1];
+        assert_eq!(
+            paths(&big),
+            ["buckets: 10001 buckets; a batch may carry at most 10000"]
+        );
+    }
+}
