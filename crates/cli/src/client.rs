@@ -414,6 +414,44 @@ impl Client {
         )
     }
 
+    /// Starts a rollout: `body` is `{flag, env, plan | template, treatment?, control?, reason?}`.
+    pub fn create_rollout(&self, body: &Value) -> Result<Reply<Value>, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&["api", "v1", "rollouts"], &[]))
+                .json(body),
+        )
+    }
+
+    /// Lists rollouts, newest first.
+    pub fn list_rollouts(&self, query: &[(&str, &str)]) -> Result<Reply<Value>, ClientError> {
+        self.send(self.http.get(self.url(&["api", "v1", "rollouts"], query)))
+    }
+
+    /// One rollout with its window, current decision and history.
+    pub fn get_rollout(&self, id: &str) -> Result<Reply<Value>, ClientError> {
+        self.send(self.http.get(self.url(&["api", "v1", "rollouts", id], &[])))
+    }
+
+    /// A command on a rollout: `start`, `pause`, `resume`, `promote`, `rollback`, `kill` or
+    /// `approve`.
+    pub fn steer_rollout(
+        &self,
+        id: &str,
+        command: &str,
+        reason: Option<&str>,
+    ) -> Result<Reply<Value>, ClientError> {
+        let body = match reason {
+            Some(reason) => json!({ "reason": reason }),
+            None => json!({}),
+        };
+        self.send(
+            self.http
+                .post(self.url(&["api", "v1", "rollouts", id, command], &[]))
+                .json(&body),
+        )
+    }
+
     /// The base URL with `segments` appended (each percent-encoded) and `query` set.
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();

@@ -71,6 +71,11 @@ enum Command {
     Audit(commands::audit::Args),
     /// Create, list and revoke a server's API tokens.
     Token(commands::token::Args),
+    /// Start, watch and steer staged rollouts on a server, and see why each one moved.
+    Rollout(commands::rollout::Args),
+    /// Drive the rollout controller and judge with synthetic traffic in virtual time, and
+    /// print wrong-rollback and detection rates beside the fixed-horizon floor.
+    Simulate(commands::simulate::Args),
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Eval(args) => commands::eval::run(args, cli.json),
+        Command::Simulate(args) => commands::simulate::run(args, cli.json),
         Command::Serve(args) => {
             init_tracing();
             commands::serve::run(args.clone())
@@ -105,6 +111,9 @@ fn main() -> ExitCode {
         Command::Token(args) => remote()
             .map_err(anyhow::Error::from)
             .and_then(|client| commands::token::run(args, &client, cli.json)),
+        Command::Rollout(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::rollout::run(args, &client, cli.json)),
     };
     match result {
         Ok(code) => code,

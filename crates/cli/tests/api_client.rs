@@ -616,3 +616,108 @@ fn bad_credentials_and_unreachable_servers_explain_themselves() {
         stderr(&output)
     );
 }
+
+const ROLLOUT_FLAGS: &str = "\
+flags:
+  checkout: { type: boolean, variants: { \"on\": true, \"off\": false }, default_variant: \"off\" }
+";
+
+const ROLLOUT_PLAN: &str = "\
+stages:
+  - { percent: 10, bake: 1h, min_samples: 100 }
+  - { percent: 50, bake: 2h }
+  - { percent: 100 }
+";
+
+#[test]
+fn rollout_start_status_steer_and_explain() {
+    let server = Server::start();
+    let flags = write(server.data.path(), "flags.yaml", ROLLOUT_FLAGS);
+    let output = server.sluice(&["apply", &flags.display().to_string(), "--yes"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // A plan with an error is refused locally, with its line.
+    let bad = write(
+        server.data.path(),
+        "bad.yaml",
+        "stages:\n  - { percent: 500 }\n",
+    );
+    let output = server.sluice(&[
+        "rollout",
+        "start",
+        "checkout",
+        "--env",
+        "production",
+        "--plan",
+        &bad.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("bad.yaml:2"),
+        "{}",
+        stderr(&output)
+    );
+
+    let plan = write(server.data.path(), "plan.yaml", ROLLOUT_PLAN);
+    let output = server.sluice(&[
+        "rollout",
+        "start",
+        "checkout",
+        "--env",
+        "production",
+        "--plan",
+        &plan.display().to_string(),
+        "--reason",
+        "new flow",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("Started rollout ro_"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = server.sluice(&["rollout", "status", "checkout"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    for expected in [
+        "running",
+        "1. 10%",
+        "bake 0s of 1h",
+        "GUARDRAIL",
+        "error_rate",
+        "History:",
+        "start by tok_",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+
+    let output = server.sluice(&["rollout", "promote", "checkout"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--reason"), "{}", stderr(&output));
+    let output = server.sluice(&["rollout", "promote", "checkout", "--reason", "looks fine"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("Promoted"), "{}", stdout(&output));
+
+    let output = server.sluice(&["rollout", "rollback", "checkout", "-r", "support tickets"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("rolled back"),
+        "{}",
+        stdout(&output)
+    );
+    let output = server.sluice(&["rollout", "pause", "checkout"]);
+    assert_eq!(output.status.code(), Some(1), "nothing unfinished to pause");
+
+    let status = server.json(&["rollout", "status", "checkout"]);
+    assert_eq!(status["status"], "rolled_back");
+    let kinds: Vec<&str> = status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["start", "promote", "rollback"]);
+    let listed = server.json(&["rollout", "list", "--flag", "checkout"]);
+    assert_eq!(listed["rollouts"].as_array().unwrap().len(), 1);
+}

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::http::rate_limit::DEFAULT_RATE_LIMIT;
 use crate::store::StoreUrl;
 
 /// The port `sluice serve` listens on by default.
 pub const DEFAULT_PORT: u16 = 8470;
 /// The largest request body accepted by default: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Seconds between rollout controller ticks by default.
+pub const DEFAULT_ROLLOUT_INTERVAL: u64 = 5;
 
 /// `sluice serve` arguments. Every one can also come from its `SLUICE_*` variable or the
 /// config file.
@@ -47,6 +50,18 @@ pub struct ServeArgs {
     /// Seconds between heartbeats on live streams.
     #[arg(long, env = "SLUICE_HEARTBEAT")]
     pub heartbeat: Option<u64>,
+    /// OFREP evaluation requests allowed per second per token and client address (0: no
+    /// limit). Over it, requests get 429 with `Retry-After`. Default 1000.
+    #[arg(long, env = "SLUICE_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Seconds between rollout controller ticks on the leader (0: no automatic ticks).
+    /// Default 5.
+    #[arg(long, env = "SLUICE_ROLLOUT_INTERVAL")]
+    pub rollout_interval: Option<u64>,
+    /// Webhook destinations allowed although not public: host names or IP addresses,
+    /// comma-separated. Loopback and private addresses are refused otherwise.
+    #[arg(long, env = "SLUICE_WEBHOOK_ALLOW", value_delimiter = ',')]
+    pub webhook_allow: Option<Vec<String>>,
 }
 
 /// The same settings, read from the optional config file.
@@ -61,6 +76,9 @@ struct FileSettings {
     body_limit: Option<usize>,
     request_timeout: Option<u64>,
     heartbeat: Option<u64>,
+    rate_limit: Option<u32>,
+    rollout_interval: Option<u64>,
+    webhook_allow: Option<Vec<String>>,
 }
 
 /// Why settings could not be loaded.
@@ -104,6 +122,12 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Heartbeat interval on live streams.
     pub heartbeat: Duration,
+    /// OFREP evaluation requests per second per token and client address; 0 is no limit.
+    pub rate_limit: u32,
+    /// Time between rollout controller ticks on the leader; zero turns the loop off.
+    pub rollout_interval: Duration,
+    /// Webhook destinations allowed although not public (host names or IP addresses).
+    pub webhook_allow: Vec<String>,
 }
 
 impl Settings {
@@ -153,6 +177,19 @@ impl Settings {
             body_limit,
             request_timeout: Duration::from_secs(request_timeout),
             heartbeat: Duration::from_secs(heartbeat),
+            rate_limit: args
+                .rate_limit
+                .or(file.rate_limit)
+                .unwrap_or(DEFAULT_RATE_LIMIT),
+            rollout_interval: Duration::from_secs(
+                args.rollout_interval
+                    .or(file.rollout_interval)
+                    .unwrap_or(DEFAULT_ROLLOUT_INTERVAL),
+            ),
+            webhook_allow: args
+                .webhook_allow
+                .or(file.webhook_allow)
+                .unwrap_or_default(),
         })
     }
 }

@@ -16,9 +16,13 @@ pub mod flags;
 pub mod health;
 pub mod ofrep;
 pub mod openapi;
+pub mod rate_limit;
+pub mod rollouts;
 pub mod segments;
 pub mod stream;
+pub mod telemetry;
 pub mod tokens;
+pub mod webhooks;
 
 use std::panic::AssertUnwindSafe;
 
@@ -64,6 +68,9 @@ pub fn app(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(crate::metrics::router())
         .merge(stream::config_router())
+        .merge(telemetry::router())
+        .merge(rollouts::router())
+        .merge(webhooks::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,

@@ -7,10 +7,12 @@
 //! `sluice serve` command is a thin wrapper over these.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod answers;
 pub mod config;
 pub mod configs;
 pub mod http;
 pub mod metrics;
+pub mod rollouts;
 pub mod state;
 pub mod store;
 pub mod tokens;
@@ -97,7 +99,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = app(state.clone());
     let closing = state.clone();
-    axum::serve(listener, router)
+    // Client addresses key the OFREP rate limits.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             closing.begin_shutdown();

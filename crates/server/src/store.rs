@@ -33,6 +33,10 @@
 //!   Secrets are generated elsewhere and never reach the store.
 //! - The audit log is hash-chained; see [`audit`] for the canonical encoding and
 //!   [`Store::verify_audit`] for the check.
+//! - SDK telemetry (aggregates per flag, variant, configuration version and 10-second
+//!   bucket; SDK instances and the configuration version each applied; crash reports) is
+//!   data, not configuration: [`Store::record_metrics`] neither locks `meta` nor writes an
+//!   audit record nor bumps `config_version`. See [`telemetry`].
 //!
 //! # Conventions
 //!
@@ -52,9 +56,11 @@
 
 pub mod audit;
 mod postgres;
+pub mod rollouts;
 mod sql;
 mod sqlite;
 mod tables;
+pub mod telemetry;
 mod writes;
 
 use std::collections::BTreeMap;
@@ -66,10 +72,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sluice_core::FlagFile;
 use sluice_core::model::{FlagDef, SegmentDef};
+use sluice_core::telemetry::MetricsBatch;
 use tokio::sync::watch;
 
 pub use audit::{AuditFilter, AuditRecord, BreakKind, ChainBreak, ChainReport};
 pub use postgres::PgLeaderLock;
+pub use rollouts::{
+    AppliedRollout, Delivery, DeliveryOutcome, DeliveryStatus, NewRollout, NewWebhook,
+    RolloutFilter, StoredRollout, TransitionRecord, Webhook,
+};
+pub use telemetry::{Aggregate, AggregateRow, Ingested, InstanceRow, StoredCrash};
 
 /// The PostgreSQL channel that carries the new `config_version` after every committed write.
 pub const CHANGES_CHANNEL: &str = "sluice_changes";
@@ -633,6 +645,97 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
     /// Recomputes the whole audit chain and reports the first broken link, if any.
     async fn verify_audit(&self) -> Result<ChainReport, StoreError>;
+
+    /// Records one SDK telemetry batch for `environment`, received at `received_ms`, in one
+    /// transaction that touches no configuration: no `meta` lock, audit record or version
+    /// bump. A batch id already recorded for the environment writes nothing and returns a
+    /// duplicate. A batch that breaks a rule fails with [`StoreError::Invalid`], every
+    /// problem named by its path (`buckets[3].startMs`). See [`telemetry`].
+    async fn record_metrics(
+        &self,
+        environment: &str,
+        batch: &MetricsBatch,
+        received_ms: i64,
+    ) -> Result<Ingested, StoreError>;
+    /// One flag's aggregates in `environment`, from the bucket holding `since_ms` on, oldest
+    /// first (then by variant and configuration version), at most `limit` rows.
+    async fn flag_metrics(
+        &self,
+        environment: &str,
+        flag: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<AggregateRow>, StoreError>;
+    /// SDK instances of `environment` last seen at or after `seen_since_ms`, most recently
+    /// seen first, at most `limit`.
+    async fn instances(
+        &self,
+        environment: &str,
+        seen_since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<InstanceRow>, StoreError>;
+    /// Crash reports of `environment` received at or after `since_ms`, newest first, at
+    /// most `limit`. Each environment keeps its newest [`telemetry::MAX_CRASH_REPORTS`].
+    async fn crash_reports(
+        &self,
+        environment: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredCrash>, StoreError>;
+
+    /// Creates a rollout of one flag in one environment, and applies its start transition
+    /// when [`NewRollout::start`] has one, as one write audited as `rollout.start` (or
+    /// `rollout.create` while it waits for approvals). Fails with [`StoreError::Invalid`]
+    /// naming the field (`flag`, `env`, `treatment`, `control`, `plan.stages[0]…`) when the
+    /// flag, environment, variants or plan are wrong, and with [`StoreError::InUse`] while
+    /// another rollout of the flag in the environment is not final. See [`rollouts`].
+    async fn create_rollout(
+        &self,
+        change: &Change,
+        rollout: &NewRollout,
+    ) -> Result<Committed<AppliedRollout>, StoreError>;
+    /// Applies one transition to a rollout in one write: the flag's targeting, the state,
+    /// the transition under its seq, the webhook outbox and one audit record carrying the
+    /// evidence. A replay (its seq taken by the same transition) writes nothing and returns
+    /// `applied: false`; a transition made from a state that no longer holds fails with
+    /// [`StoreError::Conflict`]. See [`rollouts`].
+    async fn apply_transition(
+        &self,
+        change: &Change,
+        rollout_id: &str,
+        transition: &sluice_core::rollout::Transition,
+    ) -> Result<Committed<AppliedRollout>, StoreError>;
+    /// One rollout.
+    async fn get_rollout(&self, id: &str) -> Result<StoredRollout, StoreError>;
+    /// Rollouts matching `filter`, newest first.
+    async fn list_rollouts(&self, filter: &RolloutFilter)
+    -> Result<Vec<StoredRollout>, StoreError>;
+    /// A rollout's transitions, in order: the history of why it is where it is.
+    async fn rollout_transitions(&self, id: &str) -> Result<Vec<TransitionRecord>, StoreError>;
+    /// Adds a webhook, audited as `webhook.create` without its secret.
+    async fn create_webhook(
+        &self,
+        change: &Change,
+        webhook: &NewWebhook,
+    ) -> Result<Committed<Webhook>, StoreError>;
+    /// Every webhook, without secrets.
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// Deletes a webhook and its undelivered deliveries, audited as `webhook.delete`.
+    async fn delete_webhook(
+        &self,
+        change: &Change,
+        id: &str,
+    ) -> Result<Committed<Webhook>, StoreError>;
+    /// Deliveries due at `now_ms` (not delivered, not given up), oldest first, at most `limit`.
+    async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    /// Records one delivery attempt. Data, not configuration: no audit record.
+    async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError>;
+    /// Deliveries, newest first, of one rollout or of all.
+    async fn deliveries(
+        &self,
+        rollout_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryStatus>, StoreError>;
 
     /// The configuration version, updated after every committed write: by this process's own
     /// writes on SQLite, and by every replica's through `LISTEN/NOTIFY` on PostgreSQL.

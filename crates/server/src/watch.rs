@@ -1,5 +1,6 @@
 //! Background tasks that keep a replica current: following the store's change feed,
-//! watching GitOps files, and holding (or waiting for) the leader lock.
+//! watching GitOps files, holding (or waiting for) the leader lock, and, on the leader, the
+//! rollout controller's loop.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,18 @@ const FILE_DEBOUNCE: Duration = Duration::from_millis(100);
 pub fn spawn_background(state: &AppState) {
     tokio::spawn(follow_store(state.clone()));
     tokio::spawn(hold_leadership(state.clone()));
+    tokio::spawn(shrink_rate_limits(state.clone()));
+    let interval = state.settings().rollout_interval;
+    if !interval.is_zero() {
+        // Ticks only while this replica holds the leader lock.
+        let deliverer =
+            crate::rollouts::webhooks::Deliverer::system(&state.settings().webhook_allow);
+        tokio::spawn(crate::rollouts::run_loop(
+            state.clone(),
+            interval,
+            deliverer,
+        ));
+    }
     if let Some(path) = state.settings().flags.clone() {
         watch_files(state.clone(), path);
     }
@@ -36,6 +49,18 @@ async fn follow_store(state: AppState) {
                 // In GitOps mode the store still owns tokens: reload drops the token cache.
                 let _ = state.reload().await;
             }
+            _ = crate::state::until_shutdown(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Forgets rate-limited callers that went quiet, every minute.
+async fn shrink_rate_limits(state: AppState) {
+    let mut shutdown = state.shutdown_signal();
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => state.rate_limits().shrink(),
             _ = crate::state::until_shutdown(&mut shutdown) => return,
         }
     }

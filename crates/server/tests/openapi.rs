@@ -627,6 +627,9 @@ async fn the_schemas_match_the_core_model() {
         ConditionDef, EnvironmentOverride, FlagDef, FlagFile, FlagType, Operator, PrerequisiteDef,
         Provenance, Risk, RuleDef, SegmentDef, WeightDef,
     };
+    use sluice_core::telemetry::{
+        BucketReport, CrashReport, EventAggregate, InstanceReport, MetricsBatch,
+    };
     let app = spawn_app().await;
     let document = fetch_document(&app).await;
 
@@ -667,6 +670,29 @@ async fn the_schemas_match_the_core_model() {
         &document,
         "FlagFile",
         json!({"version": 1, "environments": ["production"], "segments": {"staff": segment}, "flags": {"f": flag}}),
+    );
+
+    // The telemetry wire format, which SDKs post.
+    let event = json!({"count": 1, "sum": 2.0, "sumSq": 4.0});
+    let mut sketch = sluice_core::rollout::LatencySketch::default();
+    sketch.0.add(1.0);
+    let bucket = json!({
+        "startMs": 0, "flag": "f", "variant": "on", "configVersion": 1, "exposures": 1,
+        "errors": 0, "crashes": 0, "latency": sketch, "events": {"e": event},
+    });
+    let instance = json!({"id": "i", "sdk": "sluice-rust/0.1.0", "configVersion": 1});
+    let crash = json!({"atMs": 1, "message": "m", "location": "a.rs:1:1", "variants": {"f": "on"}});
+    check_struct::<EventAggregate>(&document, "EventAggregate", event);
+    check_struct::<BucketReport>(&document, "BucketReport", bucket.clone());
+    check_struct::<InstanceReport>(&document, "InstanceReport", instance.clone());
+    check_struct::<CrashReport>(&document, "CrashReport", crash.clone());
+    check_struct::<MetricsBatch>(
+        &document,
+        "MetricsBatch",
+        json!({
+            "batchId": "b", "instance": instance, "sentAtMs": 1, "buckets": [bucket],
+            "crashes": [crash], "dropped": 0,
+        }),
     );
 
     check_enum::<FlagType>(&document, "/components/schemas/FlagType");
@@ -1301,6 +1327,188 @@ async fn real_responses_match_the_document() {
     .await;
     c.expect(403, to("GET /api/v1/config").by(&client), Empty)
         .await;
+
+    // Telemetry.
+    let report = "POST /api/v1/metrics";
+    let mut batch = example(&document, report);
+    let mut sketch = sluice_core::rollout::LatencySketch::default();
+    sketch.0.add(12.5);
+    batch["buckets"][0]["latency"] = serde_json::to_value(sketch).unwrap();
+    let recorded = c
+        .expect(200, to(report).by(&server), Json(batch.clone()))
+        .await;
+    assert_eq!(recorded.body["accepted"], true);
+    let again = c
+        .expect(200, to(report).by(&server), Json(batch.clone()))
+        .await;
+    assert_eq!(again.body["duplicate"], true);
+    let mut misaligned = batch.clone();
+    misaligned["batchId"] = json!("another");
+    misaligned["buckets"][0]["startMs"] = json!(1);
+    c.expect(422, to(report).by(&server), Json(misaligned))
+        .await;
+    c.expect(
+        400,
+        to(report).by(&server),
+        Text("application/json", "{oops".into()),
+    )
+    .await;
+    c.expect(
+        415,
+        to(report).by(&server).with("Content-Encoding", "br"),
+        Json(batch.clone()),
+    )
+    .await;
+    c.expect(403, to(report).by(admin), Json(batch)).await;
+    let flag_metrics = "GET /api/v1/flags/{key}/metrics";
+    let read = c
+        .expect(
+            200,
+            to(flag_metrics)
+                .at("/api/v1/flags/checkout/metrics?env=production&since=0")
+                .by(admin),
+            Empty,
+        )
+        .await;
+    assert_eq!(read.body["buckets"].as_array().unwrap().len(), 1);
+    assert_eq!(read.body["totals"]["on"]["latencyCount"], 1);
+    let own = "/api/v1/flags/checkout/metrics?since=0";
+    c.expect(200, to(flag_metrics).at(own).by(&server), Empty)
+        .await;
+    c.expect(403, to(flag_metrics).at(own).by(&client), Empty)
+        .await;
+    let unnamed = "/api/v1/flags/checkout/metrics";
+    c.expect(400, to(flag_metrics).at(unnamed).by(admin), Empty)
+        .await;
+    let nowhere = "/api/v1/flags/checkout/metrics?env=nope";
+    c.expect(404, to(flag_metrics).at(nowhere).by(admin), Empty)
+        .await;
+    let instances = "GET /api/v1/instances";
+    let listed = c
+        .expect(
+            200,
+            to(instances)
+                .at("/api/v1/instances?env=production")
+                .by(admin),
+            Empty,
+        )
+        .await;
+    assert_eq!(listed.body["instances"][0]["configVersion"], 12);
+    c.expect(200, to(instances).by(&server), Empty).await;
+    c.expect(400, to(instances).by(admin), Empty).await;
+    let nowhere = "/api/v1/instances?env=nope";
+    c.expect(404, to(instances).at(nowhere).by(admin), Empty)
+        .await;
+
+    // Rollouts: two flags, one steered through pause, resume, approve and promote, the
+    // other pending for an approval, then started, rolled back and killed.
+    let probe = json!({"type": "boolean", "variants": {"on": true, "off": false}, "default_variant": "off"});
+    for key in ["rollout-probe", "rollout-probe-2"] {
+        let path = format!("/api/v1/flags/{key}");
+        c.expect(
+            201,
+            to("POST /api/v1/flags/{key}").at(&path).by(admin),
+            Json(probe.clone()),
+        )
+        .await;
+    }
+    let plan = |first: u32, second: u32| json!({"stages": [{"percent": 10, "approvals": first}, {"percent": 100, "approvals": second}]});
+    let create = "POST /api/v1/rollouts";
+    let body = json!({"flag": "rollout-probe", "env": "production", "plan": plan(0, 1), "reason": "conformance"});
+    let created = c
+        .expect(201, to(create).by(admin), Json(body.clone()))
+        .await;
+    assert_eq!(created.body["status"], "running");
+    let first = format!("/api/v1/rollouts/{}", created.body["id"].as_str().unwrap());
+    c.expect(409, to(create).by(admin), Json(body)).await;
+    let bold = json!({"flag": "rollout-probe", "env": "production", "template": "bold"});
+    c.expect(422, to(create).by(admin), Json(bold)).await;
+    let pending = c
+        .expect(
+            201,
+            to(create).by(admin),
+            Json(json!({"flag": "rollout-probe-2", "env": "production", "plan": plan(1, 0)})),
+        )
+        .await;
+    assert_eq!(pending.body["status"], "pending");
+    let second = format!("/api/v1/rollouts/{}", pending.body["id"].as_str().unwrap());
+    c.expect(200, to("GET /api/v1/rollouts").by(admin), Empty)
+        .await;
+    c.expect(
+        200,
+        to("GET /api/v1/rollouts")
+            .at("/api/v1/rollouts?env=production&active=true")
+            .by(&server),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/rollouts/{id}").at(&first).by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        404,
+        to("GET /api/v1/rollouts/{id}")
+            .at("/api/v1/rollouts/ro_0000000000000000")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    let reason = || Json(json!({"reason": "conformance"}));
+    let steps: [(&str, &String, u16, bool); 10] = [
+        ("pause", &first, 200, true),
+        ("pause", &first, 409, true),
+        ("resume", &first, 200, false),
+        ("approve", &first, 200, false),
+        ("promote", &first, 200, true),
+        ("start", &second, 409, false),
+        ("approve", &second, 200, false),
+        ("start", &second, 200, false),
+        ("rollback", &second, 200, true),
+        ("kill", &second, 200, true),
+    ];
+    for (command, rollout, status, with_reason) in steps {
+        let operation = format!("POST /api/v1/rollouts/{{id}}/{command}");
+        let path = format!("{rollout}/{command}");
+        let body = if with_reason { reason() } else { Empty };
+        c.expect(status, to(&operation).at(&path).by(admin), body)
+            .await;
+    }
+    let done = c
+        .expect(
+            200,
+            to("GET /api/v1/rollouts/{id}").at(&second).by(admin),
+            Empty,
+        )
+        .await;
+    assert_eq!(done.body["status"], "killed");
+    assert_eq!(done.body["history"].as_array().unwrap().len(), 4);
+
+    // Webhooks.
+    let hooks = "POST /api/v1/webhooks";
+    let hook = c
+        .expect(201, to(hooks).by(admin), Json(example(&document, hooks)))
+        .await;
+    assert!(hook.body["secret"].as_str().unwrap().starts_with("whsec_"));
+    let private = json!({"url": "http://192.168.1.10/hook"});
+    c.expect(422, to(hooks).by(admin), Json(private)).await;
+    c.expect(200, to("GET /api/v1/webhooks").by(admin), Empty)
+        .await;
+    let doomed = format!("/api/v1/webhooks/{}", hook.body["id"].as_str().unwrap());
+    c.expect(
+        204,
+        to("DELETE /api/v1/webhooks/{id}").at(&doomed).by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        404,
+        to("DELETE /api/v1/webhooks/{id}").at(&doomed).by(admin),
+        Empty,
+    )
+    .await;
 
     // Audit.
     let audit = "GET /api/v1/audit";

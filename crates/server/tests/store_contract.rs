@@ -5,15 +5,20 @@
 //! Set `SLUICE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres` to include PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use sluice_core::model::{FlagDef, SegmentDef};
+use sluice_core::rollout::LatencySketch;
+use sluice_core::telemetry::{
+    BucketReport, CrashReport, EventAggregate, InstanceReport, MetricsBatch,
+};
 use sluice_core::{Context, FlagFile, Format, Source};
 use sluice_server::store::{
-    self, AuditFilter, Backend, BreakKind, Change, NewToken, Store, StoreError, StoreUrl,
-    TokenAccess,
+    self, AuditFilter, Backend, BreakKind, Change, Ingested, InstanceRow, NewToken, Store,
+    StoreError, StoreUrl, TokenAccess,
 };
 use sqlx::{AnyConnection, Connection, Executor};
 
@@ -189,6 +194,15 @@ contract!(
     subscribers_see_each_write,
     data_survives_reopening,
     leader_lock_is_exclusive,
+    telemetry_counts_each_batch_once,
+    telemetry_is_not_configuration,
+    concurrent_batches_merge_without_losing_counts,
+    invalid_batches_write_nothing,
+    instances_keep_the_newest_report,
+    crash_reports_keep_the_newest,
+    rollout_transitions_are_audited_and_idempotent,
+    concurrent_transitions_apply_once,
+    webhook_outbox_is_written_with_the_transition,
 );
 
 fn change(n: i64) -> Change {
@@ -1431,6 +1445,464 @@ async fn leader_lock_is_exclusive(db: &TestDb) {
     }
 }
 
+// Telemetry.
+
+/// A bucket-aligned time, and when the store receives batches about it.
+const T0: i64 = 1_700_000_000_000;
+const RECEIVED: i64 = T0 + 5_000;
+
+fn latency(values: &[f64]) -> Option<LatencySketch> {
+    let mut sketch = LatencySketch::default();
+    for &value in values {
+        sketch.0.add(value);
+    }
+    (!values.is_empty()).then_some(sketch)
+}
+
+fn metrics_bucket(variant: &str, start_ms: i64, exposures: u64, latencies: &[f64]) -> BucketReport {
+    let mut events = BTreeMap::new();
+    events.insert(
+        "purchase".to_owned(),
+        EventAggregate {
+            count: 1,
+            sum: 2.5,
+            sum_sq: 6.25,
+        },
+    );
+    BucketReport {
+        start_ms,
+        flag: "checkout".into(),
+        variant: variant.into(),
+        config_version: 1,
+        exposures,
+        errors: 1,
+        crashes: 0,
+        latency: latency(latencies),
+        events,
+    }
+}
+
+fn metrics_batch(
+    id: &str,
+    instance: &str,
+    version: Option<i64>,
+    buckets: Vec<BucketReport>,
+) -> MetricsBatch {
+    MetricsBatch {
+        batch_id: id.into(),
+        instance: InstanceReport {
+            id: instance.into(),
+            sdk: "sluice-rust/0.1.0".into(),
+            config_version: version,
+        },
+        sent_at_ms: RECEIVED,
+        buckets,
+        crashes: Vec::new(),
+        dropped: 0,
+    }
+}
+
+async fn telemetry_counts_each_batch_once(db: &TestDb) {
+    let store = &*db.store;
+    let batch = metrics_batch(
+        "b1",
+        "i1",
+        Some(1),
+        vec![
+            metrics_bucket("on", T0, 10, &[1.0, 2.0]),
+            metrics_bucket("off", T0, 20, &[3.0]),
+            metrics_bucket("on", T0 + 10_000, 5, &[]),
+            // Repeated in the same batch: both count.
+            metrics_bucket("on", T0, 1, &[4.0]),
+        ],
+    );
+    let first = store
+        .record_metrics("production", &batch, RECEIVED)
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        Ingested {
+            accepted: true,
+            duplicate: false,
+            buckets: 3,
+            crashes: 0
+        }
+    );
+    let again = store
+        .record_metrics("production", &batch, RECEIVED + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Ingested {
+            accepted: false,
+            duplicate: true,
+            buckets: 0,
+            crashes: 0
+        }
+    );
+    // Another batch into the same bucket adds up.
+    let second = metrics_batch(
+        "b2",
+        "i2",
+        Some(1),
+        vec![metrics_bucket("on", T0, 100, &[5.0])],
+    );
+    store
+        .record_metrics("production", &second, RECEIVED)
+        .await
+        .unwrap();
+    // The same id elsewhere is another batch.
+    assert!(
+        store
+            .record_metrics("staging", &batch, RECEIVED)
+            .await
+            .unwrap()
+            .accepted
+    );
+
+    let rows = store
+        .flag_metrics("production", "checkout", T0, 100)
+        .await
+        .unwrap();
+    let keys: Vec<(&str, i64)> = rows
+        .iter()
+        .map(|r| (r.variant.as_str(), r.start_ms))
+        .collect();
+    assert_eq!(keys, [("off", T0), ("on", T0), ("on", T0 + 10_000)]);
+    let on = &rows[1].aggregate;
+    assert_eq!(on.exposures, 10 + 1 + 100);
+    assert_eq!(on.errors, 3);
+    assert_eq!(on.latency.as_ref().map(LatencySketch::count), Some(4));
+    assert_eq!(
+        on.events["purchase"],
+        EventAggregate {
+            count: 3,
+            sum: 7.5,
+            sum_sq: 18.75
+        }
+    );
+    assert!(rows[2].aggregate.latency.is_none());
+    // `since` inside a bucket includes that bucket; the limit cuts the oldest first.
+    let later = store
+        .flag_metrics("production", "checkout", T0 + 10_001, 100)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(
+        store
+            .flag_metrics("production", "checkout", T0, 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .flag_metrics("production", "other", 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let totals = store::telemetry::totals_by_variant(&rows);
+    assert_eq!(totals["on"].exposures, 116);
+    let arms = store::telemetry::arm_totals(&rows, &["off"], &["on"]);
+    assert_eq!(
+        (arms.control.exposures, arms.treatment.exposures),
+        (20, 116)
+    );
+}
+
+async fn telemetry_is_not_configuration(db: &TestDb) {
+    let store = &*db.store;
+    store
+        .create_flag(&change(1), "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    let mut changes = store.subscribe();
+    changes.borrow_and_update();
+    let batch = metrics_batch(
+        "b1",
+        "i1",
+        Some(1),
+        vec![metrics_bucket("on", T0, 1, &[1.0])],
+    );
+    store
+        .record_metrics("production", &batch, RECEIVED)
+        .await
+        .unwrap();
+    assert_eq!(store.config_version().await.unwrap(), 1);
+    assert_eq!(audit_count(store).await, 1);
+    assert!(!changes.has_changed().unwrap());
+    // And a configuration write still works after it.
+    store
+        .update_flag(&change(2), "checkout", &boolean_flag("on"), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(audit_count(store).await, 2);
+}
+
+async fn concurrent_batches_merge_without_losing_counts(db: &TestDb) {
+    const BATCHES: u64 = 24;
+    let mut tasks = Vec::new();
+    for n in 0..BATCHES {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every batch touches the same rows, in a different order, and some are retried.
+            let mut buckets = vec![
+                metrics_bucket("on", T0, n + 1, &[n as f64 + 1.0]),
+                metrics_bucket("off", T0, 1, &[1.0, 2.0]),
+                metrics_bucket("on", T0 + 10_000, 2, &[]),
+            ];
+            if n % 2 == 1 {
+                buckets.reverse();
+            }
+            let batch = metrics_batch(
+                &format!("batch-{}", n % 20),
+                &format!("i{n}"),
+                Some(1),
+                buckets,
+            );
+            store.record_metrics("production", &batch, RECEIVED).await
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap().accepted {
+            accepted += 1;
+        }
+    }
+    // Ids repeat from the 21st batch on.
+    assert_eq!(accepted, 20);
+    let rows = db
+        .store
+        .flag_metrics("production", "checkout", T0, 100)
+        .await
+        .unwrap();
+    let find = |variant: &str, start: i64| {
+        rows.iter()
+            .find(|r| r.variant == variant && r.start_ms == start)
+            .map(|r| r.aggregate.clone())
+            .unwrap()
+    };
+    let on = find("on", T0);
+    let off = find("off", T0);
+    let later = find("on", T0 + 10_000);
+    // Retried ids counted once; which attempt won decides the exposures, so count it.
+    assert_eq!(off.exposures, 20);
+    assert_eq!(off.latency.as_ref().map(LatencySketch::count), Some(40));
+    assert_eq!(off.events["purchase"].count, 20);
+    assert_eq!(on.errors, 20);
+    assert_eq!(on.latency.as_ref().map(LatencySketch::count), Some(20));
+    assert!(on.exposures >= (1..=20).sum::<u64>(), "{}", on.exposures);
+    assert_eq!(later.exposures, 40);
+}
+
+async fn invalid_batches_write_nothing(db: &TestDb) {
+    let store = &*db.store;
+    let mut batch = metrics_batch(
+        "bad",
+        "i1",
+        Some(1),
+        vec![metrics_bucket("on", T0 + 1, 1, &[])],
+    );
+    batch.buckets.push(metrics_bucket("on", T0, 1, &[]));
+    batch.buckets[1].flag.clear();
+    match store.record_metrics("production", &batch, RECEIVED).await {
+        Err(StoreError::Invalid(errors)) => {
+            let found: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect();
+            assert_eq!(
+                found,
+                [
+                    "buckets[0].startMs: not a multiple of 10000",
+                    "buckets[1].flag: must not be empty"
+                ]
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Not even the batch id: fixed, the same batch is accepted.
+    batch.buckets.truncate(0);
+    assert!(
+        store
+            .record_metrics("production", &batch, RECEIVED)
+            .await
+            .unwrap()
+            .accepted
+    );
+    assert!(
+        store
+            .flag_metrics("production", "checkout", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn instances_keep_the_newest_report(db: &TestDb) {
+    let store = &*db.store;
+    let mut report = metrics_batch("r1", "web-1", None, vec![]);
+    store
+        .record_metrics("production", &report, RECEIVED)
+        .await
+        .unwrap();
+    report.batch_id = "r2".into();
+    report.instance.config_version = Some(7);
+    report.sent_at_ms = RECEIVED + 10_000;
+    report.dropped = 3;
+    store
+        .record_metrics("production", &report, RECEIVED + 10_000)
+        .await
+        .unwrap();
+    // An old report arriving late: seen now, but its version is older.
+    report.batch_id = "r0".into();
+    report.instance.config_version = Some(5);
+    report.sent_at_ms = RECEIVED - 60_000;
+    store
+        .record_metrics("production", &report, RECEIVED + 20_000)
+        .await
+        .unwrap();
+    let other = metrics_batch("o1", "web-2", Some(7), vec![]);
+    store
+        .record_metrics("production", &other, RECEIVED + 5_000)
+        .await
+        .unwrap();
+
+    let listed = store.instances("production", 0, 100).await.unwrap();
+    assert_eq!(
+        listed,
+        [
+            InstanceRow {
+                id: "web-1".into(),
+                sdk: "sluice-rust/0.1.0".into(),
+                config_version: Some(7),
+                dropped: 3,
+                first_seen_ms: RECEIVED,
+                last_seen_ms: RECEIVED + 20_000,
+            },
+            InstanceRow {
+                id: "web-2".into(),
+                sdk: "sluice-rust/0.1.0".into(),
+                config_version: Some(7),
+                dropped: 0,
+                first_seen_ms: RECEIVED + 5_000,
+                last_seen_ms: RECEIVED + 5_000,
+            },
+        ]
+    );
+    assert_eq!(
+        store
+            .instances("production", RECEIVED + 6_000, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.instances("production", 0, 1).await.unwrap().len(), 1);
+    assert!(store.instances("staging", 0, 100).await.unwrap().is_empty());
+}
+
+async fn crash_reports_keep_the_newest(db: &TestDb) {
+    let store = &*db.store;
+    let per_batch = sluice_core::telemetry::MAX_CRASHES_PER_BATCH as i64;
+    for n in 0..11 {
+        let mut batch = metrics_batch(&format!("c{n}"), "i1", Some(1), vec![]);
+        batch.crashes = (0..per_batch)
+            .map(|i| CrashReport {
+                at_ms: n * per_batch + i,
+                message: format!("panic {}", n * per_batch + i),
+                location: Some("src/lib.rs:1:1".into()),
+                variants: BTreeMap::from([("checkout".to_owned(), "on".to_owned())]),
+            })
+            .collect();
+        let ingested = store
+            .record_metrics("production", &batch, RECEIVED + n)
+            .await
+            .unwrap();
+        assert_eq!(ingested.crashes, per_batch as usize);
+    }
+    let kept = store.crash_reports("production", 0, 5_000).await.unwrap();
+    assert_eq!(kept.len() as i64, store::telemetry::MAX_CRASH_REPORTS);
+    assert_eq!(kept[0].report.message, "panic 1099");
+    assert_eq!(kept[0].instance_id, "i1");
+    assert_eq!(kept[0].report.variants["checkout"], "on");
+    assert_eq!(kept.last().unwrap().report.message, "panic 100");
+    assert_eq!(
+        store
+            .crash_reports("production", RECEIVED + 10, 5_000)
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
+}
+
+/// A database made before telemetry existed (only the first migration) migrates forward on
+/// open, keeping its data.
+async fn migrates_forward(url: StoreUrl, raw_url: &str, backend: &str) {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend)
+        .join("0001_initial.sql");
+    std::fs::copy(&source, dir.path().join("0001_initial.sql")).unwrap();
+    let first_only = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    let pool = sqlx::AnyPool::connect(raw_url).await.unwrap();
+    first_only.run(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO flags (key, definition, version, created_at_ms, updated_at_ms) \
+         VALUES ('old', $1, 1, 1, 1)",
+    )
+    .bind(serde_json::to_string(&boolean_flag("on")).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = store::open(&url).await.unwrap();
+    assert_eq!(store.get_flag("old").await.unwrap().version, 1);
+    let batch = metrics_batch("b1", "i1", Some(0), vec![metrics_bucket("on", T0, 1, &[])]);
+    assert!(
+        store
+            .record_metrics("production", &batch, RECEIVED)
+            .await
+            .unwrap()
+            .accepted
+    );
+    assert_eq!(store.instances("production", 0, 10).await.unwrap().len(), 1);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_databases_migrate_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let raw_url = format!("sqlite://{}?mode=rwc", path.display());
+    migrates_forward(StoreUrl::Sqlite { path }, &raw_url, "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_databases_migrate_forward() {
+    let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+        return;
+    };
+    let database = PgDatabase::create(admin_url).await;
+    let raw_url = database.url();
+    migrates_forward(
+        StoreUrl::Postgres {
+            url: raw_url.clone(),
+        },
+        &raw_url,
+        "postgres",
+    )
+    .await;
+}
+
 // PostgreSQL only: notifications between replicas.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1493,4 +1965,355 @@ async fn postgres_replicas_see_each_others_writes_within_a_second() {
     assert_eq!(replica.get_flag("flag-3").await.unwrap().version, 1);
     replica.close().await;
     db.store.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Rollouts.
+
+fn rollout_plan() -> sluice_core::rollout::RolloutPlan {
+    sluice_core::rollout::RolloutPlan::from_value(json!({
+        "stages": [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]
+    }))
+    .unwrap()
+}
+
+/// Creates `key` and starts a rollout of it in production from "off" to "on".
+async fn started_rollout(store: &dyn Store, key: &str, n: i64) -> store::StoredRollout {
+    use sluice_core::rollout::{Command, RolloutState, command};
+    store
+        .create_flag(&change(n), key, &boolean_flag("off"))
+        .await
+        .unwrap();
+    let pending = RolloutState::new(rollout_plan(), key, "production", "on", "off");
+    let start = command(
+        &pending,
+        change(n + 1).now_ms,
+        Command::Start {
+            actor: "tok_00000000000000aa".into(),
+        },
+    )
+    .unwrap();
+    let created = store
+        .create_rollout(
+            &change(n + 1),
+            &store::NewRollout {
+                state: pending,
+                start: Some(start),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(created.value.applied);
+    created.value.rollout
+}
+
+fn production_rules(flag: &FlagDef) -> Vec<serde_json::Value> {
+    flag.environments
+        .get("production")
+        .and_then(|o| o.rules.as_ref())
+        .map(|rules| rules.iter().map(|r| json!(r)).collect())
+        .unwrap_or_default()
+}
+
+async fn rollout_transitions_are_audited_and_idempotent(db: &TestDb) {
+    use sluice_core::rollout::{Command, command};
+    let store = db.store.as_ref();
+    let rollout = started_rollout(store, "checkout", 1).await;
+    let records = audit_count(store).await;
+    let version = store.config_version().await.unwrap();
+    assert_eq!(rollout.exposure_version, version);
+    let flag = store.get_flag("checkout").await.unwrap();
+    assert_eq!(
+        flag.version, 2,
+        "the start wrote the first stage's exposure"
+    );
+    let rules = production_rules(&flag.definition);
+    assert_eq!(rules[0]["name"], "rollout: everyone");
+    assert_eq!(
+        rules[0]["split"][0],
+        json!({"variant": "on", "weight": 10_000})
+    );
+
+    // One unfinished rollout per flag and environment.
+    let again = sluice_core::rollout::RolloutState::new(
+        rollout_plan(),
+        "checkout",
+        "production",
+        "on",
+        "off",
+    );
+    let refused = store
+        .create_rollout(
+            &change(3),
+            &store::NewRollout {
+                state: again,
+                start: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::InUse { .. }), "{refused:?}");
+    // Bad variants name their field.
+    let wrong = sluice_core::rollout::RolloutState::new(
+        rollout_plan(),
+        "checkout",
+        "staging",
+        "maybe",
+        "off",
+    );
+    match store
+        .create_rollout(
+            &change(3),
+            &store::NewRollout {
+                state: wrong,
+                start: None,
+            },
+        )
+        .await
+    {
+        Err(StoreError::Invalid(errors)) => {
+            assert_eq!(errors.iter().next().unwrap().path.to_string(), "treatment");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(audit_count(store).await, records);
+
+    // A replay of the start writes nothing.
+    let history = store.rollout_transitions(&rollout.id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    let replay = store
+        .apply_transition(&change(4), &rollout.id, &history[0].transition)
+        .await
+        .unwrap();
+    assert!(!replay.value.applied);
+    assert_eq!(replay.config_version, version);
+    assert_eq!(store.config_version().await.unwrap(), version);
+
+    // A rollback: one record, one version, the flag serves the control variant.
+    let state = store.get_rollout(&rollout.id).await.unwrap().state;
+    let rollback = command(
+        &state,
+        change(5).now_ms,
+        Command::Rollback {
+            reason: "errors".into(),
+            actor: "tok_00000000000000aa".into(),
+        },
+    )
+    .unwrap();
+    let done = store
+        .apply_transition(&change(5), &rollout.id, &rollback)
+        .await
+        .unwrap();
+    assert!(done.value.applied);
+    assert_eq!(done.config_version, version + 1);
+    assert_eq!(audit_count(store).await, records + 1);
+    let newest = store
+        .list_audit(&AuditFilter {
+            limit: Some(1),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest[0].action, "rollout.rollback");
+    assert_eq!(newest[0].resource, "flag:checkout");
+    let after: serde_json::Value =
+        serde_json::from_str(newest[0].after.as_deref().unwrap()).unwrap();
+    assert_eq!(after["evidence"]["reason"], "errors");
+    let flag = store.get_flag("checkout").await.unwrap();
+    let rules = production_rules(&flag.definition);
+    assert_eq!(rules[0]["serve"], "off");
+    assert_eq!(rules.len(), 1, "one rollout rule, none left behind");
+
+    // A transition decided from the old state conflicts and writes nothing.
+    let pause = command(
+        &state,
+        change(6).now_ms,
+        Command::Pause {
+            reason: "late".into(),
+            actor: "tok_00000000000000aa".into(),
+        },
+    )
+    .unwrap();
+    let stale = store
+        .apply_transition(&change(6), &rollout.id, &pause)
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict { .. }), "{stale:?}");
+    assert_eq!(audit_count(store).await, records + 1);
+
+    // Final: listed as inactive, and a new rollout of the flag may start.
+    let active = store
+        .list_rollouts(&store::RolloutFilter {
+            active_only: true,
+            ..store::RolloutFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(active.is_empty(), "{active:?}");
+    let next = sluice_core::rollout::RolloutState::new(
+        rollout_plan(),
+        "checkout",
+        "production",
+        "on",
+        "off",
+    );
+    store
+        .create_rollout(
+            &change(7),
+            &store::NewRollout {
+                state: next,
+                start: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_rollouts(&store::RolloutFilter {
+                flag: Some("checkout".into()),
+                ..store::RolloutFilter::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+async fn concurrent_transitions_apply_once(db: &TestDb) {
+    use sluice_core::rollout::{Command, command};
+    let rollout = started_rollout(db.store.as_ref(), "search", 1).await;
+    let pause = command(
+        &rollout.state,
+        change(3).now_ms,
+        Command::Pause {
+            reason: "drill".into(),
+            actor: "tok_00000000000000aa".into(),
+        },
+    )
+    .unwrap();
+    let records = audit_count(db.store.as_ref()).await;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = db.store.clone();
+        let id = rollout.id.clone();
+        let pause = pause.clone();
+        tasks.push(tokio::spawn(async move {
+            store.apply_transition(&change(3), &id, &pause).await
+        }));
+    }
+    let mut applied = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap().value.applied {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1);
+    assert_eq!(audit_count(db.store.as_ref()).await, records + 1);
+    assert_eq!(
+        db.store
+            .rollout_transitions(&rollout.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+async fn webhook_outbox_is_written_with_the_transition(db: &TestDb) {
+    use sluice_core::rollout::{Command, command};
+    let store = db.store.as_ref();
+    let hook = store
+        .create_webhook(
+            &change(1),
+            &store::NewWebhook {
+                url: "https://hooks.example.com/x".into(),
+                secret: "very-secret".into(),
+                events: vec!["rollback".into()],
+                env: Some("production".into()),
+            },
+        )
+        .await
+        .unwrap()
+        .value;
+    let bad = store
+        .create_webhook(
+            &change(2),
+            &store::NewWebhook {
+                url: "https://hooks.example.com/x".into(),
+                secret: "s".into(),
+                events: vec!["explode".into()],
+                env: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, StoreError::Invalid(_)), "{bad:?}");
+    let audit = store.list_audit(&AuditFilter::default()).await.unwrap();
+    assert!(!format!("{audit:?}").contains("very-secret"));
+
+    let rollout = started_rollout(store, "banner", 3).await;
+    let now = change(10).now_ms;
+    assert!(
+        store.due_deliveries(now, 10).await.unwrap().is_empty(),
+        "start is not subscribed"
+    );
+    let rollback = command(
+        &rollout.state,
+        now,
+        Command::Rollback {
+            reason: "r".into(),
+            actor: "tok_00000000000000aa".into(),
+        },
+    )
+    .unwrap();
+    store
+        .apply_transition(&change(10), &rollout.id, &rollback)
+        .await
+        .unwrap();
+    let due = store.due_deliveries(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].secret, "very-secret");
+    assert_eq!(due[0].event, "rollout.rollback");
+    let payload: serde_json::Value = serde_json::from_str(&due[0].payload).unwrap();
+    assert_eq!(payload["rollout"], rollout.id.as_str());
+    assert_eq!(payload["to"]["status"], "rolled_back");
+
+    store
+        .record_delivery(
+            due[0].id,
+            &store::DeliveryOutcome::Retry {
+                next_attempt_ms: now + 5_000,
+                error: "HTTP 500".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.due_deliveries(now, 10).await.unwrap().is_empty());
+    let later = store.due_deliveries(now + 5_000, 10).await.unwrap();
+    assert_eq!(later[0].attempts, 1);
+    store
+        .record_delivery(
+            later[0].id,
+            &store::DeliveryOutcome::Delivered { at_ms: now + 5_000 },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_deliveries(now + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let status = store.deliveries(Some(&rollout.id), 10).await.unwrap();
+    assert_eq!(status[0].attempts, 2);
+    assert_eq!(status[0].delivered_ms, Some(now + 5_000));
+
+    store.delete_webhook(&change(11), &hook.id).await.unwrap();
+    assert!(store.list_webhooks().await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_webhook(&change(12), &hook.id).await,
+        Err(StoreError::NotFound)
+    ));
 }

@@ -76,6 +76,8 @@ enum Access {
     Evaluate,
     /// Server tokens.
     Server,
+    /// Admin tokens, or server tokens of the environment read.
+    Observe,
 }
 
 impl Access {
@@ -85,6 +87,7 @@ impl Access {
             Access::Admin => "admin",
             Access::Evaluate => "client or server",
             Access::Server => "server",
+            Access::Observe => "admin or server",
         }
     }
 
@@ -95,7 +98,10 @@ impl Access {
             Access::Evaluate => {
                 "Needs a client or server token; its environment is the one evaluated."
             }
-            Access::Server => "Needs a server token; its environment is the one streamed.",
+            Access::Server => "Needs a server token, which selects the environment.",
+            Access::Observe => {
+                "Needs an admin token with `env`, or a server token, which reads only its own environment."
+            }
         }
     }
 }
@@ -218,10 +224,13 @@ pub fn document() -> Value {
             { "name": "files", "description": "A whole flags file, in the core's format." },
             { "name": "ofrep", "description": "OpenFeature Remote Evaluation Protocol (OFREP) v0.3.0." },
             { "name": "stream", "description": "The configuration feed for server SDKs: live, or polled." },
+            { "name": "telemetry", "description": "What SDKs report: exposures, errors, latency and events per flag variant, and the configuration each instance applied." },
+            { "name": "rollouts", "description": "Staged rollouts: a flag's new variant widened stage by stage, judged on SDK telemetry, rolled back on a failed guardrail." },
+            { "name": "webhooks", "description": "Where rollout transitions are announced, signed with HMAC-SHA256." },
             { "name": "health", "description": "Liveness, readiness, status and metrics." },
             { "name": "docs", "description": "This document and a page that renders it." },
         ],
-        "paths": paths(),
+        "paths": all_paths(),
         "components": {
             "securitySchemes": {
                 "bearer": {
@@ -333,8 +342,17 @@ pub fn document() -> Value {
                         "text/plain": { "schema": { "type": "string" } },
                     },
                 },
+                "UnsupportedMediaType": {
+                    "description": "The body's `Content-Encoding` is not one the route reads.",
+                    "content": { "application/json": { "schema": schema("Error") } },
+                },
                 "Timeout": {
                     "description": "The request took longer than the request timeout (30 s unless configured). No body.",
+                },
+                "TooManyRequests": {
+                    "description": "The token, from this client address, is over the evaluation rate limit (1,000 requests a second unless configured; a bulk request counts once). Retry after `Retry-After` seconds.",
+                    "headers": { "Retry-After": { "description": "Whole seconds to wait, at least 1.", "schema": { "type": "integer", "minimum": 1 } } },
+                    "content": { "application/json": { "schema": schema("Error") } },
                 },
                 "Internal": {
                     "description": "The server failed. The body names the request id under which the log has details.",
@@ -366,6 +384,21 @@ audit log, with the reason from `X-Sluice-Reason` when given.
 **Requests.** Each response carries `X-Request-Id` (the caller's, or a new one). Bodies are \
 limited (1 MiB by default, 413 beyond) and requests other than streams time out (408). \
 CORS allows any origin without credentials and exposes `ETag` and `Retry-After`.";
+
+/// Every path: the configuration API's and telemetry's.
+fn all_paths() -> Value {
+    let mut all = match paths() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    if let Value::Object(telemetry) = telemetry_paths() {
+        all.extend(telemetry);
+    }
+    if let Value::Object(rollouts) = rollout_paths() {
+        all.extend(rollouts);
+    }
+    Value::Object(all)
+}
 
 #[allow(clippy::too_many_lines)]
 fn paths() -> Value {
@@ -694,6 +727,7 @@ fn paths() -> Value {
                         "description": "No flag has that key (`FLAG_NOT_FOUND`), or the token's environment has no configuration (an `Error`).",
                         "content": { "application/json": { "schema": { "oneOf": [schema("EvaluationFailure"), schema("Error")] } } },
                     },
+                    "429": response("TooManyRequests"),
                 },
             })),
         },
@@ -717,6 +751,7 @@ fn paths() -> Value {
                     },
                     "400": json_response("The context is invalid, or the body is not an OFREP request.", schema("BulkFailure")),
                     "404": response("NotFound"),
+                    "429": response("TooManyRequests"),
                 },
             })),
         },
@@ -810,6 +845,559 @@ fn paths() -> Value {
     })
 }
 
+fn telemetry_paths() -> Value {
+    let window = |what: &str| {
+        json!([
+            query_parameter(
+                "env",
+                "The environment. Required with an admin token; a server token may leave it out or name its own.",
+                json!({ "type": "string" })
+            ),
+            query_parameter(
+                "since",
+                &format!("{what}, in milliseconds since the Unix epoch. One hour ago by default."),
+                json!({ "type": "integer", "format": "int64" })
+            ),
+        ])
+    };
+    json!({
+        "/api/v1/metrics": {
+            "post": operation("postMetrics", "telemetry", "Report a telemetry batch", Access::Server, json!({
+                "description": "One flush of an SDK: aggregates per flag, variant, configuration version and 10-second bucket, crash reports, and the configuration version the instance has applied. The token's environment is the batch's. Send it as JSON, optionally with `Content-Encoding: gzip`; a gzip body may decompress to at most 8 MiB (413 beyond). Idempotent per `batchId`: a batch already recorded counts nothing and is answered `duplicate`, so retry until any 2xx. Unknown flags and variants are recorded too: the SDK may have a newer configuration. Recording does not change the configuration version and writes no audit record.",
+                "parameters": [{
+                    "name": "Content-Encoding",
+                    "in": "header",
+                    "required": false,
+                    "description": "`gzip` (or `x-gzip`), or none. Anything else gets 415.",
+                    "schema": { "type": "string", "enum": ["gzip", "x-gzip", "identity"] },
+                }],
+                "requestBody": json_body(schema("MetricsBatch"), metrics_example()),
+                "responses": {
+                    "200": json_response("Recorded (`accepted`), or already recorded before (`duplicate`), which counts nothing.", schema("MetricsIngested")),
+                    "400": response("BadRequest"),
+                    "415": response("UnsupportedMediaType"),
+                    "422": json_response("The batch breaks a rule. `errors` names every problem by its path, such as `buckets[3].startMs`; nothing was recorded.", schema("Error")),
+                },
+            })),
+        },
+        "/api/v1/flags/{key}/metrics": {
+            "parameters": [path_parameter("key", "The flag key. Flags that no longer exist, or never did, answer what was reported for them.", json!({ "type": "string" }))],
+            "get": operation("flagMetrics", "telemetry", "A flag's telemetry", Access::Observe, json!({
+                "description": "Every aggregate row of the flag in the environment from the 10-second bucket holding `since` on, oldest first, with per-variant totals over them (latency quantiles from the merged sketches). At most 10,000 rows: when there are more, `truncated` is true and `next` is the `since` of the next page.",
+                "parameters": window("The first bucket's time"),
+                "responses": {
+                    "200": json_response("The flag's aggregates.", schema("FlagMetrics")),
+                    "400": response("BadRequest"),
+                    "404": response("NotFound"),
+                },
+            })),
+        },
+        "/api/v1/instances": {
+            "get": operation("listInstances", "telemetry", "SDK instances and the configuration they applied", Access::Observe, json!({
+                "description": "The SDK instances that reported since `since`, most recently seen first, each with the configuration version it last reported applying, and a summary per version. `behind` counts instances on an older version than the one served now (or none yet): after a kill switch, wait until it is 0 to know every instance turned the feature off.",
+                "parameters": window("Instances last seen at or after this time"),
+                "responses": {
+                    "200": json_response("The instances.", schema("InstanceList")),
+                    "400": response("BadRequest"),
+                    "404": response("NotFound"),
+                },
+            })),
+        },
+    })
+}
+
+fn metrics_example() -> Value {
+    json!({
+        "batchId": "0f8e6d4c2b1a",
+        "instance": { "id": "a1b2c3d4", "sdk": "sluice-rust/0.1.0", "configVersion": 12 },
+        "sentAtMs": 1_700_000_012_345_i64,
+        "buckets": [{
+            "startMs": 1_700_000_000_000_i64,
+            "flag": "checkout",
+            "variant": "on",
+            "configVersion": 12,
+            "exposures": 120,
+            "errors": 1,
+            "crashes": 0,
+            "events": { "purchase": { "count": 3, "sum": 149.7, "sumSq": 7_470.03 } },
+        }],
+        "crashes": [],
+        "dropped": 0,
+    })
+}
+
+fn counter(description: &str) -> Value {
+    json!({ "type": "integer", "minimum": 0, "description": description })
+}
+
+/// The rollout and webhook paths.
+#[allow(clippy::too_many_lines)]
+fn rollout_paths() -> Value {
+    let id = path_parameter(
+        "id",
+        "The rollout id (`ro_` and 16 hex digits).",
+        json!({ "type": "string" }),
+    );
+    let command = |op: &str, summary: &str, description: &str| {
+        operation(
+            op,
+            "rollouts",
+            summary,
+            Access::Admin,
+            json!({
+                "description": description,
+                "parameters": [parameter("Reason")],
+                "requestBody": {
+                    "required": false,
+                    "content": { "application/json": { "schema": schema("RolloutCommand"), "example": { "reason": "checkout errors in the EU" } } },
+                },
+                "responses": {
+                    "200": json_response("Applied (or, with `applied: false`, already applied). `transition` is the transition with its evidence.", schema("RolloutChanged")),
+                    "400": response("BadRequest"),
+                    "404": response("NotFound"),
+                    "409": json_response("Refused in the rollout's status (such as resuming a running rollout), or the flag is managed by files.", schema("Error")),
+                    "422": response("Invalid"),
+                },
+            }),
+        )
+    };
+    json!({
+        "/api/v1/rollouts": {
+            "get": operation("listRollouts", "rollouts", "List rollouts", Access::Observe, json!({
+                "description": "Newest first. An admin token sees every environment unless `env` is given; a server token sees its own.",
+                "parameters": [
+                    query_parameter("env", "Only this environment.", json!({ "type": "string" })),
+                    query_parameter("flag", "Only this flag.", json!({ "type": "string" })),
+                    query_parameter("active", "Only rollouts that are not finished.", json!({ "type": "boolean" })),
+                    query_parameter("limit", "At most this many (100 by default, 1,000 at most).", json!({ "type": "integer", "minimum": 0 })),
+                ],
+                "responses": {
+                    "200": json_response("The rollouts.", schema("RolloutList")),
+                    "400": response("BadRequest"),
+                },
+            })),
+            "post": operation("createRollout", "rollouts", "Start a rollout", Access::Admin, json!({
+                "description": "Creates a rollout of `flag` in `env` from a `plan` (the plan format) or a `template` (`standard` or `cautious`) and starts it: its first stage's exposure is written into the flag at once, in the same audited write. When the first stage needs approvals it stays `pending` until approved and started. `control` defaults to the environment's default variant, `treatment` to the flag's other variant when it has two. A flag has at most one unfinished rollout per environment (409).",
+                "parameters": [parameter("Reason")],
+                "requestBody": json_body(schema("RolloutCreate"), json!({ "flag": "checkout", "env": "production", "template": "standard", "treatment": "on", "control": "off", "reason": "new checkout flow" })),
+                "responses": {
+                    "201": json_response("Created, and started unless it waits for approvals.", schema("Rollout")),
+                    "400": response("BadRequest"),
+                    "409": response("Conflict"),
+                    "422": response("Invalid"),
+                },
+            })),
+        },
+        "/api/v1/rollouts/{id}": {
+            "parameters": [id.clone()],
+            "get": operation("getRollout", "rollouts", "Read a rollout, and why it is where it is", Access::Observe, json!({
+                "description": "The rollout, the current stage's window (time spent, exposures per arm), what the controller would decide now with every guardrail's verdict and numbers (`decision`), every transition with its evidence (`history`), and its webhook deliveries.",
+                "responses": {
+                    "200": json_response("The rollout.", schema("RolloutDetail")),
+                    "404": response("NotFound"),
+                },
+            })),
+        },
+        "/api/v1/rollouts/{id}/start": { "parameters": [id.clone()], "post": command("startRollout", "Start a pending rollout", "For a rollout whose first stage needed approvals, once they are given.") },
+        "/api/v1/rollouts/{id}/pause": { "parameters": [id.clone()], "post": command("pauseRollout", "Pause a rollout", "Stops advancing. A failing guardrail still rolls back while paused.") },
+        "/api/v1/rollouts/{id}/resume": { "parameters": [id.clone()], "post": command("resumeRollout", "Resume a paused rollout", "The stage starts over, with a new bake time and window.") },
+        "/api/v1/rollouts/{id}/promote": { "parameters": [id.clone()], "post": command("promoteRollout", "Skip to the next stage", "Moves to the next stage without the evidence; `reason` is required. The next stage's approvals are still needed.") },
+        "/api/v1/rollouts/{id}/rollback": { "parameters": [id.clone()], "post": command("rollbackRollout", "Roll back now", "Everyone gets the control variant at once, without analysis; SDKs receive the change immediately.") },
+        "/api/v1/rollouts/{id}/kill": { "parameters": [id.clone()], "post": command("killRollout", "Turn the flag off", "Turns the flag off in the rollout's environment, at once.") },
+        "/api/v1/rollouts/{id}/approve": { "parameters": [id.clone()], "post": command("approveRollout", "Approve the next stage", "Records this token's approval of entering the next stage (the first while pending). Each token counts once.") },
+        "/api/v1/webhooks": {
+            "get": operation("listWebhooks", "webhooks", "List webhooks", Access::Admin, json!({
+                "description": "Every webhook, without secrets, and the 100 newest deliveries.",
+                "responses": { "200": json_response("The webhooks.", schema("WebhookList")) },
+            })),
+            "post": operation("createWebhook", "webhooks", "Add a webhook", Access::Admin, json!({
+                "description": "Each rollout transition (of `env`, or of every environment) whose kind is in `events` (or any, when empty) is posted to `url` as JSON, with `X-Sluice-Timestamp` (Unix ms) and `X-Sluice-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + \".\" + body)>`, retried with exponential backoff until a 2xx. Destinations that are loopback, private, link-local or otherwise not public are refused unless allow-listed (`--webhook-allow`). The secret is generated when not given, and shown only in this answer.",
+                "parameters": [parameter("Reason")],
+                "requestBody": json_body(schema("WebhookCreate"), json!({ "url": "https://hooks.example.com/sluice", "events": ["rollback", "kill"], "env": "production" })),
+                "responses": {
+                    "201": json_response("Created. `secret` is shown this once.", schema("WebhookCreated")),
+                    "400": response("BadRequest"),
+                    "422": response("Invalid"),
+                },
+            })),
+        },
+        "/api/v1/webhooks/{id}": {
+            "parameters": [path_parameter("id", "The webhook id (`whk_` and 16 hex digits).", json!({ "type": "string" }))],
+            "delete": operation("deleteWebhook", "webhooks", "Delete a webhook", Access::Admin, json!({
+                "description": "Its undelivered deliveries are dropped.",
+                "parameters": [parameter("Reason")],
+                "responses": {
+                    "204": { "description": "Deleted." },
+                    "404": response("NotFound"),
+                },
+            })),
+        },
+    })
+}
+
+/// The rollout and webhook schemas. Nested core types (plans, transitions, decisions) are
+/// described in `docs/statistics.md` and left open here.
+#[allow(clippy::too_many_lines)]
+fn rollout_schemas() -> Value {
+    let any = json!({});
+    let rollout_properties = json!({
+        "id": { "type": "string" },
+        "env": { "type": "string" },
+        "flag": { "type": "string" },
+        "treatment": { "type": "string", "description": "The new variant." },
+        "control": { "type": "string", "description": "The old variant." },
+        "status": { "type": "string", "enum": ["pending", "running", "awaiting_approval", "paused", "rolled_back", "completed", "killed"] },
+        "statusReason": nullable("string", "Why it is paused, rolled back or killed."),
+        "active": { "type": "boolean", "description": "Not finished: at most one per flag and environment." },
+        "stage": { "type": "integer", "minimum": 0, "description": "The current stage's index." },
+        "stageLabel": nullable("string", "The current stage's name."),
+        "stageStartedMs": { "type": "integer", "description": "When the current stage started; its window counts from here." },
+        "seq": { "type": "integer", "minimum": 0, "description": "Transitions applied." },
+        "approvals": { "type": "array", "items": { "type": "string" }, "description": "Tokens that approved entering the next stage." },
+        "stages": { "type": "array", "items": schema("RolloutStage") },
+        "plan": { "type": "object", "description": "The plan followed, in the plan format." },
+        "last": { "type": ["object", "null"], "description": "The last transition: `seq`, `kind`, `atMs`, `summary`, `actor`, `reason`." },
+        "exposureVersion": { "type": "integer", "description": "The configuration version that wrote the current exposure; only telemetry reported under it or later is judged." },
+        "version": { "type": "integer", "minimum": 1 },
+        "createdMs": { "type": "integer" },
+        "updatedMs": { "type": "integer" },
+    });
+    let with = |extra: Value| {
+        let mut properties = rollout_properties.clone();
+        if let (Some(map), Value::Object(extra)) = (properties.as_object_mut(), extra) {
+            map.extend(extra);
+        }
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["id", "env", "flag", "treatment", "control", "status", "stage", "seq", "stages"],
+            "properties": properties,
+        })
+    };
+    let transition = json!({
+        "type": "object",
+        "description": "One transition and its evidence: what happened, who or what did it, and the stage decision with every guardrail's verdict and numbers.",
+        "properties": {
+            "seq": { "type": "integer" },
+            "kind": { "type": "string", "enum": ["start", "advance", "await_approval", "approve", "pause", "resume", "promote", "rollback", "kill", "complete"] },
+            "atMs": { "type": "integer" },
+            "configVersion": { "type": "integer" },
+            "from": any.clone(),
+            "to": any.clone(),
+            "exposure": any.clone(),
+            "actor": nullable("string", "The token that acted; null for the controller."),
+            "reason": nullable("string", "The reason given."),
+            "summary": { "type": "string", "description": "What happened and why, one sentence per line." },
+            "decision": { "type": ["object", "null"], "description": "The stage decision the controller acted on: `action`, `verdicts` (each with `outcome` and `evidence`: n per arm, values, difference, threshold, interval, test, p-value), `srm`, `summary`." },
+        },
+    });
+    json!({
+        "RolloutStage": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "index": { "type": "integer" },
+                "label": { "type": "string" },
+                "audience": any.clone(),
+                "percent": { "type": "number" },
+                "bakeSecs": { "type": "integer", "minimum": 0 },
+                "minSamples": { "type": "integer", "minimum": 0 },
+                "approvals": { "type": "integer", "minimum": 0 },
+                "gate": { "type": "string", "enum": ["pass", "no_failure"] },
+            },
+        },
+        "Rollout": with(json!({})),
+        "RolloutList": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["rollouts"],
+            "properties": { "rollouts": { "type": "array", "items": schema("Rollout") } },
+        },
+        "RolloutTransition": transition,
+        "RolloutDetail": with(json!({
+            "nowMs": { "type": "integer", "description": "The server's clock when this was decided." },
+            "window": {
+                "type": "object",
+                "description": "The current stage's window: time spent and exposures per arm.",
+                "properties": {
+                    "elapsedSecs": { "type": "integer", "minimum": 0 },
+                    "exposures": { "type": "object", "properties": { "control": { "type": "integer" }, "treatment": { "type": "integer" } } },
+                },
+            },
+            "decision": { "type": ["object", "null"], "description": "What the controller would decide now, while the new variant is exposed." },
+            "history": { "type": "array", "items": schema("RolloutTransition") },
+            "deliveries": { "type": "array", "items": schema("WebhookDelivery") },
+        })),
+        "RolloutChanged": with(json!({
+            "applied": { "type": "boolean", "description": "False when the same transition had already been applied." },
+            "transition": { "oneOf": [schema("RolloutTransition"), { "type": "null" }] },
+        })),
+        "RolloutCreate": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["flag", "env"],
+            "properties": {
+                "flag": { "type": "string" },
+                "env": { "type": "string" },
+                "plan": { "type": "object", "description": "A plan in the plan format; or give `template`." },
+                "template": { "type": "string", "enum": ["standard", "cautious"] },
+                "treatment": { "type": "string" },
+                "control": { "type": "string" },
+                "reason": { "type": "string" },
+            },
+        },
+        "RolloutCommand": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": { "reason": { "type": "string", "description": "Why; required to promote." } },
+        },
+        "Webhook": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["id", "url", "events", "env", "createdMs", "version"],
+            "properties": {
+                "id": { "type": "string" },
+                "url": { "type": "string" },
+                "events": { "type": "array", "items": { "type": "string" }, "description": "Transition kinds announced; empty for all." },
+                "env": nullable("string", "Only this environment; null for all."),
+                "createdMs": { "type": "integer" },
+                "version": { "type": "integer" },
+            },
+        },
+        "WebhookCreate": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["url"],
+            "properties": {
+                "url": { "type": "string" },
+                "secret": { "type": "string", "minLength": 1, "maxLength": 256 },
+                "events": { "type": "array", "items": { "type": "string", "enum": ["start", "advance", "await_approval", "approve", "pause", "resume", "promote", "rollback", "kill", "complete"] } },
+                "env": { "type": "string" },
+                "reason": { "type": "string" },
+            },
+        },
+        "WebhookCreated": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["id", "url", "secret"],
+            "properties": {
+                "id": { "type": "string" },
+                "url": { "type": "string" },
+                "events": { "type": "array", "items": { "type": "string" } },
+                "env": nullable("string", "Only this environment; null for all."),
+                "createdMs": { "type": "integer" },
+                "version": { "type": "integer" },
+                "secret": { "type": "string", "description": "The signing secret, shown only now." },
+            },
+        },
+        "WebhookDelivery": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "id": { "type": "integer" },
+                "webhookId": { "type": "string" },
+                "rolloutId": { "type": "string" },
+                "seq": { "type": "integer" },
+                "event": { "type": "string" },
+                "attempts": { "type": "integer", "minimum": 0 },
+                "nextAttemptMs": { "type": "integer" },
+                "deliveredMs": nullable("integer", "When a 2xx answered."),
+                "failedMs": nullable("integer", "When it was given up."),
+                "lastError": nullable("string", "The last failure."),
+            },
+        },
+        "WebhookList": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["webhooks", "deliveries"],
+            "properties": {
+                "webhooks": { "type": "array", "items": schema("Webhook") },
+                "deliveries": { "type": "array", "items": schema("WebhookDelivery") },
+            },
+        },
+    })
+}
+
+#[allow(clippy::too_many_lines)]
+fn telemetry_schemas() -> Value {
+    let events = json!({
+        "type": "object",
+        "additionalProperties": schema("EventAggregate"),
+        "description": "Custom events, by name.",
+    });
+    json!({
+        "MetricsBatch": {
+            "type": "object",
+            "description": "One flush of one SDK instance. The environment is the posting token's.",
+            "additionalProperties": false,
+            "required": ["batchId", "instance", "sentAtMs"],
+            "properties": {
+                "batchId": { "type": "string", "minLength": 1, "maxLength": 128, "description": "Unique per batch; a batch posted again counts once." },
+                "instance": schema("InstanceReport"),
+                "sentAtMs": { "type": "integer", "format": "int64", "minimum": 0, "description": "When the SDK sent it, by its own clock, in milliseconds since the Unix epoch. Orders an instance's reports." },
+                "buckets": { "type": "array", "items": schema("BucketReport"), "maxItems": 10_000, "description": "Aggregates per flag, variant, configuration version and bucket." },
+                "crashes": { "type": "array", "items": schema("CrashReport"), "maxItems": 100, "description": "Panics recorded since the last flush." },
+                "dropped": counter("Telemetry the SDK dropped since it started, because its buffers were full."),
+            },
+        },
+        "InstanceReport": {
+            "type": "object",
+            "description": "Which SDK instance sent a batch, and the configuration version it has applied: the acknowledgement a rollback drill reads.",
+            "additionalProperties": false,
+            "required": ["id"],
+            "properties": {
+                "id": { "type": "string", "minLength": 1, "maxLength": 128, "description": "Random per process, stable for its life." },
+                "sdk": { "type": "string", "maxLength": 256, "description": "The SDK and its version, such as `sluice-rust/0.1.0`." },
+                "configVersion": nullable("integer", "The configuration version it evaluates with now; null before it has one."),
+            },
+        },
+        "BucketReport": {
+            "type": "object",
+            "description": "What one flag variant, served under one configuration version, saw in one 10-second bucket.",
+            "additionalProperties": false,
+            "required": ["startMs", "flag", "variant", "configVersion"],
+            "properties": {
+                "startMs": { "type": "integer", "format": "int64", "minimum": 0, "description": "The bucket's start, a multiple of 10,000 milliseconds since the Unix epoch, at most a day after the server's clock." },
+                "flag": { "type": "string", "minLength": 1, "maxLength": 256, "description": "The flag key." },
+                "variant": { "type": "string", "maxLength": 256, "description": "The variant served; empty for errors recorded when none was." },
+                "configVersion": { "type": "integer", "format": "int64", "minimum": 0, "description": "The configuration version it was served under." },
+                "exposures": counter("Evaluations that served this variant, at most 10^12."),
+                "errors": counter("Errors recorded against it, at most 10^12."),
+                "crashes": counter("Crashes recorded while it was active, at most 10^12."),
+                "latency": schema("LatencySketch"),
+                "events": {
+                    "type": "object",
+                    "additionalProperties": schema("EventAggregate"),
+                    "description": "Custom events by name, at most 64.",
+                },
+            },
+        },
+        "EventAggregate": {
+            "type": "object",
+            "description": "Count, sum and sum of squares of one custom event's values.",
+            "additionalProperties": false,
+            "required": ["count", "sum"],
+            "properties": {
+                "count": counter("How many times it was tracked."),
+                "sum": { "type": "number", "description": "The sum of the tracked values." },
+                "sumSq": { "type": "number", "minimum": 0, "description": "The sum of the squared values, for variances." },
+            },
+        },
+        "CrashReport": {
+            "type": "object",
+            "description": "One panic, with the variants active on its thread.",
+            "additionalProperties": false,
+            "required": ["atMs", "message"],
+            "properties": {
+                "atMs": { "type": "integer", "format": "int64", "minimum": 0, "description": "When it happened, in milliseconds since the Unix epoch." },
+                "message": { "type": "string", "maxLength": 4096, "description": "The panic message." },
+                "location": nullable("string", "`file:line:column`, when known."),
+                "variants": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Flag key to the variant active at the time." },
+            },
+        },
+        "LatencySketch": {
+            "type": "object",
+            "description": "Latencies in milliseconds as a mergeable DDSketch, in the serde form of the `sketches-ddsketch` crate, with its default configuration (1% relative accuracy, 2048 bins). Sketches are checked before they are merged; any other configuration is refused.",
+            "additionalProperties": true,
+        },
+        "MetricsIngested": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["accepted", "duplicate", "buckets", "crashes"],
+            "properties": {
+                "accepted": { "type": "boolean", "description": "Recorded now." },
+                "duplicate": { "type": "boolean", "description": "Already recorded before; nothing was counted again." },
+                "buckets": counter("How many aggregate rows the batch was merged into."),
+                "crashes": counter("How many crash reports were stored."),
+            },
+        },
+        "AggregateRow": {
+            "type": "object",
+            "description": "One stored aggregate: a flag variant under one configuration version in one 10-second bucket, summed over every batch.",
+            "additionalProperties": false,
+            "required": ["flag", "variant", "configVersion", "startMs", "exposures", "errors", "crashes", "events"],
+            "properties": {
+                "flag": string(),
+                "variant": string(),
+                "configVersion": int64(),
+                "startMs": millis("The bucket's start"),
+                "exposures": counter("Evaluations that served the variant."),
+                "errors": counter("Errors recorded against it."),
+                "crashes": counter("Crashes recorded while it was active."),
+                "latency": schema("LatencySketch"),
+                "events": events.clone(),
+            },
+        },
+        "VariantTotals": {
+            "type": "object",
+            "description": "One variant's totals over the rows returned, for people.",
+            "additionalProperties": false,
+            "required": ["exposures", "errors", "crashes", "latencyCount", "p50", "p95", "p99", "events"],
+            "properties": {
+                "exposures": counter("Exposures."),
+                "errors": counter("Errors."),
+                "crashes": counter("Crashes."),
+                "latencyCount": counter("Latencies recorded."),
+                "p50": nullable("number", "The median latency in milliseconds; null without latencies."),
+                "p95": nullable("number", "The 95th percentile latency in milliseconds."),
+                "p99": nullable("number", "The 99th percentile latency in milliseconds."),
+                "events": events,
+            },
+        },
+        "FlagMetrics": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["flag", "env", "since", "buckets", "totals", "truncated", "next"],
+            "properties": {
+                "flag": string(),
+                "env": string(),
+                "since": millis("The first bucket's start"),
+                "buckets": { "type": "array", "items": schema("AggregateRow") },
+                "totals": { "type": "object", "additionalProperties": schema("VariantTotals"), "description": "Per variant." },
+                "truncated": { "type": "boolean", "description": "Whether more rows follow." },
+                "next": nullable("integer", "The `since` of the next page when truncated."),
+            },
+        },
+        "SdkInstance": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["id", "sdk", "configVersion", "dropped", "firstSeenMs", "lastSeenMs"],
+            "properties": {
+                "id": string(),
+                "sdk": string(),
+                "configVersion": nullable("integer", "The configuration version it last reported applying (from its newest report)."),
+                "dropped": counter("Telemetry it dropped since it started."),
+                "firstSeenMs": millis("When its first batch arrived, by the server's clock"),
+                "lastSeenMs": millis("When its latest batch arrived, by the server's clock"),
+            },
+        },
+        "AppliedVersion": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["configVersion", "instances", "lastSeenMs"],
+            "properties": {
+                "configVersion": nullable("integer", "A configuration version; null for instances that had none yet."),
+                "instances": counter("How many instances listed report it."),
+                "lastSeenMs": millis("When one of them was last seen"),
+            },
+        },
+        "InstanceList": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["env", "since", "currentConfigVersion", "behind", "configVersions", "instances", "truncated"],
+            "properties": {
+                "env": string(),
+                "since": millis("Instances last seen at or after this time are listed"),
+                "currentConfigVersion": nullable("integer", "The configuration version this replica serves the environment now."),
+                "behind": counter("Instances listed on an older configuration version than that, or on none."),
+                "configVersions": { "type": "array", "items": schema("AppliedVersion"), "description": "Per applied version, newest first." },
+                "instances": { "type": "array", "items": schema("SdkInstance") },
+                "truncated": { "type": "boolean", "description": "Whether more than 10,000 instances matched; the most recently seen are listed." },
+            },
+        },
+    })
+}
+
 fn flag_example() -> Value {
     json!({
         "description": "The new checkout flow",
@@ -893,6 +1481,8 @@ fn schemas() -> Value {
         resource_schemas(),
         token_schemas(),
         import_schemas(),
+        telemetry_schemas(),
+        rollout_schemas(),
         runtime_schemas(),
         evaluation_schemas(),
     ] {
@@ -913,7 +1503,7 @@ fn error_schemas() -> Value {
             "properties": {
                 "error": {
                     "type": "string",
-                    "enum": ["unauthorized", "forbidden", "not_found", "bad_request", "conflict", "precondition_failed", "invalid", "internal"],
+                    "enum": ["unauthorized", "forbidden", "not_found", "bad_request", "conflict", "precondition_failed", "invalid", "payload_too_large", "unsupported_media_type", "internal"],
                     "description": "The kind, stable for programs.",
                 },
                 "message": described(string(), "What went wrong, for people."),

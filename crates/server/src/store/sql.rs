@@ -6,18 +6,24 @@
 //!
 //! Every write follows one shape: [`SqlStore::begin_write`] locks the `meta` row, a body
 //! from `writes.rs` does the work, and [`SqlStore::finish`] appends the audit record and
-//! commits, or rolls back explicitly on any error.
+//! commits, or rolls back explicitly on any error. Telemetry is the exception: it is data,
+//! not configuration, and `telemetry.rs` records it without the `meta` row or an audit record.
 
 use std::fmt;
 use std::sync::Arc;
 
 use sluice_core::FlagFile;
 use sluice_core::model::{FlagDef, SegmentDef};
+use sluice_core::telemetry::MetricsBatch;
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::audit::{self, AuditFilter, AuditRecord, ChainReport, MAX_AUDIT_PAGE, Verifier};
+use super::rollouts::{
+    self, AppliedRollout, Delivery, DeliveryOutcome, DeliveryStatus, NewRollout, NewWebhook,
+    RolloutFilter, StoredRollout, TransitionRecord, Webhook,
+};
 use super::tables::{
     AUDIT_COLUMNS, DefRow, FLAGS, SEGMENTS, TOKEN_COLUMNS, audit_row, check_version,
     current_version, find_environment, find_token, is_sha256_hex, list_environments, load_config,
@@ -25,9 +31,9 @@ use super::tables::{
 };
 use super::writes::{self, Entry, Outcome};
 use super::{
-    Backend, CHANGES_CHANNEL, Change, Committed, ConfigSnapshot, Environment, ImportSummary,
-    LeaderLock, NewToken, Store, StoreError, StoreUrl, StoredFlag, StoredSegment, Token, postgres,
-    sqlite,
+    AggregateRow, Backend, CHANGES_CHANNEL, Change, Committed, ConfigSnapshot, Environment,
+    ImportSummary, Ingested, InstanceRow, LeaderLock, NewToken, Store, StoreError, StoreUrl,
+    StoredCrash, StoredFlag, StoredSegment, Token, postgres, sqlite, telemetry,
 };
 
 /// How many audit records verification reads per query.
@@ -641,6 +647,122 @@ impl Store for SqlStore {
         let report = Self::read_chain(&mut tx).await;
         tx.rollback().await?;
         report
+    }
+
+    async fn record_metrics(
+        &self,
+        environment: &str,
+        batch: &MetricsBatch,
+        received_ms: i64,
+    ) -> Result<Ingested, StoreError> {
+        telemetry::record_metrics(&self.pool, self.backend(), environment, batch, received_ms).await
+    }
+
+    async fn flag_metrics(
+        &self,
+        environment: &str,
+        flag: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<AggregateRow>, StoreError> {
+        telemetry::flag_metrics(&self.pool, environment, flag, since_ms, limit).await
+    }
+
+    async fn instances(
+        &self,
+        environment: &str,
+        seen_since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<InstanceRow>, StoreError> {
+        telemetry::instances(&self.pool, environment, seen_since_ms, limit).await
+    }
+
+    async fn crash_reports(
+        &self,
+        environment: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredCrash>, StoreError> {
+        telemetry::crash_reports(&self.pool, environment, since_ms, limit).await
+    }
+
+    async fn create_rollout(
+        &self,
+        change: &Change,
+        rollout: &NewRollout,
+    ) -> Result<Committed<AppliedRollout>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let version = write.config_version;
+        let outcome = rollouts::create(write.conn(), version, change, rollout).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn apply_transition(
+        &self,
+        change: &Change,
+        rollout_id: &str,
+        transition: &sluice_core::rollout::Transition,
+    ) -> Result<Committed<AppliedRollout>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let version = write.config_version;
+        let outcome =
+            rollouts::apply_transition(write.conn(), version, change, rollout_id, transition).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn get_rollout(&self, id: &str) -> Result<StoredRollout, StoreError> {
+        rollouts::get_rollout(&self.pool, id).await
+    }
+
+    async fn list_rollouts(
+        &self,
+        filter: &RolloutFilter,
+    ) -> Result<Vec<StoredRollout>, StoreError> {
+        rollouts::list_rollouts(&self.pool, filter).await
+    }
+
+    async fn rollout_transitions(&self, id: &str) -> Result<Vec<TransitionRecord>, StoreError> {
+        rollouts::transitions(&self.pool, id).await
+    }
+
+    async fn create_webhook(
+        &self,
+        change: &Change,
+        webhook: &NewWebhook,
+    ) -> Result<Committed<Webhook>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = rollouts::create_webhook(write.conn(), change, webhook).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        rollouts::list_webhooks(&self.pool).await
+    }
+
+    async fn delete_webhook(
+        &self,
+        change: &Change,
+        id: &str,
+    ) -> Result<Committed<Webhook>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = rollouts::delete_webhook(write.conn(), id).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        rollouts::due_deliveries(&self.pool, now_ms, limit).await
+    }
+
+    async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError> {
+        rollouts::record_delivery(&self.pool, id, outcome).await
+    }
+
+    async fn deliveries(
+        &self,
+        rollout_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryStatus>, StoreError> {
+        rollouts::deliveries(&self.pool, rollout_id, limit).await
     }
 
     fn subscribe(&self) -> watch::Receiver<i64> {

@@ -83,6 +83,8 @@ enum Access {
     Server,
     /// An admin token.
     Admin,
+    /// An admin token, or a server token of the environment read (production in the table).
+    Observe,
 }
 
 impl Access {
@@ -101,6 +103,9 @@ impl Access {
                 Credential::ServerProduction | Credential::ServerStaging
             ),
             Access::Admin => credential == Credential::Admin,
+            Access::Observe => {
+                matches!(credential, Credential::ServerProduction | Credential::Admin)
+            }
         }
     }
 
@@ -111,6 +116,7 @@ impl Access {
             Access::Evaluate => "client (production)",
             Access::Server => "server (production)",
             Access::Admin => "admin",
+            Access::Observe => "server (production) or admin",
         }
     }
 }
@@ -142,11 +148,17 @@ struct Route {
 struct Fixtures {
     /// A token id that the DELETE route revokes.
     victim_token: String,
+    /// Rollouts in production: running (paused, resumed, promoted), running with an
+    /// approval due, pending with its approval given (started), running (rolled back, then
+    /// killed).
+    rollouts: [String; 4],
+    /// A webhook id that the DELETE route removes.
+    webhook: String,
 }
 
 /// Every route the router serves. Keep it complete: the sources are checked against it.
 fn routes(fixtures: &Fixtures) -> Vec<Route> {
-    use Access::{Admin, Evaluate, Public, Server};
+    use Access::{Admin, Evaluate, Observe, Public, Server};
     let row =
         |method: Method, template: &'static str, path: &str, access: Access, body: Body| Route {
             method,
@@ -212,6 +224,28 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             "/api/v1/config",
             "/api/v1/config",
             Server,
+            Body::Empty,
+        ),
+        // Telemetry: server tokens report; admins and the environment's server tokens read.
+        row(
+            Method::POST,
+            "/api/v1/metrics",
+            "/api/v1/metrics",
+            Server,
+            json(metrics_batch()),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/flags/{key}/metrics",
+            "/api/v1/flags/checkout/metrics?env=production",
+            Observe,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/instances",
+            "/api/v1/instances?env=production",
+            Observe,
             Body::Empty,
         ),
         // Admin: reads.
@@ -391,7 +425,147 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             Admin,
             Body::CurrentExport,
         ),
+        // Rollouts: admins steer, admins and the environment's server tokens read.
+        row(
+            Method::GET,
+            "/api/v1/rollouts",
+            "/api/v1/rollouts?env=production",
+            Observe,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/rollouts/{id}",
+            &format!("/api/v1/rollouts/{}", fixtures.rollouts[0]),
+            Observe,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/rollouts",
+            "/api/v1/rollouts",
+            Admin,
+            json(json!({"flag": "ro-new", "env": "production", "plan": rollout_plan(None)})),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/rollouts/{id}/pause",
+            &format!("/api/v1/rollouts/{}/pause", fixtures.rollouts[0]),
+            Admin,
+            json(json!({"reason": "matrix"})),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/rollouts/{id}/resume",
+            &format!("/api/v1/rollouts/{}/resume", fixtures.rollouts[0]),
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/rollouts/{id}/promote",
+            &format!("/api/v1/rollouts/{}/promote", fixtures.rollouts[0]),
+            Admin,
+            json(json!({"reason": "matrix"})),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/rollouts/{id}/approve",
+            &format!("/api/v1/rollouts/{}/approve", fixtures.rollouts[1]),
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/rollouts/{id}/start",
+            &format!("/api/v1/rollouts/{}/start", fixtures.rollouts[2]),
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/rollouts/{id}/rollback",
+            &format!("/api/v1/rollouts/{}/rollback", fixtures.rollouts[3]),
+            Admin,
+            json(json!({"reason": "matrix"})),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/rollouts/{id}/kill",
+            &format!("/api/v1/rollouts/{}/kill", fixtures.rollouts[3]),
+            Admin,
+            json(json!({"reason": "matrix"})),
+        ),
+        // Webhooks: admin only.
+        row(
+            Method::GET,
+            "/api/v1/webhooks",
+            "/api/v1/webhooks",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/webhooks",
+            "/api/v1/webhooks",
+            Admin,
+            json(json!({"url": "https://hooks.example.com/sluice"})),
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/webhooks/{id}",
+            &format!("/api/v1/webhooks/{}", fixtures.webhook),
+            Admin,
+            Body::Empty,
+        ),
     ]
+}
+
+/// A three-stage plan; `approval_at` is the stage that needs one approval, if any.
+fn rollout_plan(approval_at: Option<usize>) -> Value {
+    let stages: Vec<Value> = [10, 50, 100]
+        .iter()
+        .enumerate()
+        .map(|(index, percent)| {
+            let approvals = u32::from(approval_at == Some(index));
+            json!({"percent": percent, "bake": "1h", "min_samples": 100, "approvals": approvals})
+        })
+        .collect();
+    json!({"stages": stages})
+}
+
+/// Starts a rollout of `flag` in production; returns its id.
+async fn create_rollout(app: &TestApp, flag: &str, plan: Value) -> String {
+    app.create_flag(flag, boolean_flag()).await;
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v1/rollouts",
+            json!({"flag": flag, "env": "production", "plan": plan}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// A telemetry batch for `checkout`, in the current 10-second bucket.
+fn metrics_batch() -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    json!({
+        "batchId": "auth-matrix",
+        "instance": {"id": "matrix-instance", "sdk": "test", "configVersion": 1},
+        "sentAtMs": now,
+        "buckets": [{
+            "startMs": sluice_core::telemetry::bucket_start(now),
+            "flag": "checkout",
+            "variant": "on",
+            "configVersion": 1,
+            "exposures": 1,
+        }],
+    })
 }
 
 fn segment() -> Value {
@@ -543,7 +717,36 @@ async fn every_route_answers_only_the_credentials_it_should() {
         }
     };
 
-    let table = routes(&Fixtures { victim_token });
+    app.create_flag("ro-new", boolean_flag()).await;
+    let rollouts = [
+        create_rollout(&app, "ro-steered", rollout_plan(None)).await,
+        create_rollout(&app, "ro-approved", rollout_plan(Some(1))).await,
+        create_rollout(&app, "ro-pending", rollout_plan(Some(0))).await,
+        create_rollout(&app, "ro-rolled", rollout_plan(None)).await,
+    ];
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            &format!("/api/v1/rollouts/{}/approve", rollouts[2]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "pending", "{body}");
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v1/webhooks",
+            json!({"url": "https://hooks.example.com/doomed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let webhook = body["id"].as_str().unwrap().to_owned();
+    let table = routes(&Fixtures {
+        victim_token,
+        rollouts,
+        webhook,
+    });
     let mut problems = Vec::new();
     let mut calls = 0;
     for route in &table {
@@ -694,6 +897,8 @@ fn declared_routes() -> BTreeSet<(String, String)> {
 fn the_route_table_lists_every_route() {
     let fixtures = Fixtures {
         victim_token: "tok_0".into(),
+        rollouts: ["ro_0".into(), "ro_1".into(), "ro_2".into(), "ro_3".into()],
+        webhook: "whk_0".into(),
     };
     let table: BTreeSet<(String, String)> = routes(&fixtures)
         .iter()

@@ -26,17 +26,17 @@ impl Drop for TestApp {
     }
 }
 
+#[derive(Default)]
 pub struct Options {
     pub flags: Option<PathBuf>,
     pub body_limit: Option<usize>,
+    pub rate_limit: Option<u32>,
+    pub rollout_interval: Option<u64>,
+    pub webhook_allow: Option<Vec<String>>,
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_with(Options {
-        flags: None,
-        body_limit: None,
-    })
-    .await
+    spawn_with(Options::default()).await
 }
 
 pub async fn spawn_with(options: Options) -> TestApp {
@@ -46,6 +46,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
         data_dir: Some(dir.path().to_owned()),
         flags: options.flags,
         body_limit: options.body_limit,
+        rate_limit: options.rate_limit,
+        rollout_interval: options.rollout_interval,
+        webhook_allow: options.webhook_allow,
         heartbeat: Some(1),
         ..ServeArgs::default()
     };

@@ -9,4 +9,6 @@ mod gitops;
 mod helpers;
 mod ofrep;
 mod ofrep_client;
+mod rollouts;
 mod stream;
+mod telemetry;
