@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwapOption, Guard};
 use serde_json::Value;
 use sluice_core::{Context, Engine, Evaluation, Reason};
 
@@ -22,7 +22,12 @@ use crate::file::FileBuilder;
 use crate::overrides::{self, Override, OverrideWarning, Requested};
 use crate::server::ServerBuilder;
 use crate::status::{StatusPublisher, StatusReceiver};
+use crate::telemetry::Telemetry;
+use crate::telemetry::counters::Counters;
 use crate::{Error, Status};
+
+/// A loaded snapshot, if any: what evaluation reads.
+pub(crate) type SnapshotGuard = Guard<Option<Arc<Snapshot>>>;
 
 /// A compiled configuration and the overrides resolved against it. Never changed once built.
 #[derive(Debug)]
@@ -31,21 +36,47 @@ pub(crate) struct Snapshot {
     overrides: overrides::Resolved,
     /// The server's configuration version; `None` for a file.
     version: Option<i64>,
+    /// Exposure and error counters, with telemetry on.
+    counters: Option<Arc<Counters>>,
 }
 
 impl Snapshot {
-    fn new(engine: Engine, requested: &[Requested], version: Option<i64>) -> Snapshot {
+    fn new(
+        engine: Engine,
+        requested: &[Requested],
+        version: Option<i64>,
+        counters: Option<Arc<Counters>>,
+    ) -> Snapshot {
         let overrides = overrides::resolve(&engine, requested);
         Snapshot {
             engine,
             overrides,
             version,
+            counters,
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn counters(&self) -> Option<&Arc<Counters>> {
+        self.counters.as_ref()
+    }
+
+    /// Counts an exposure of what `evaluation` served, with telemetry on.
+    #[inline]
+    fn expose(&self, evaluation: &Evaluation<'_>) {
+        if let Some(counters) = &self.counters
+            && let Some((flag, slot)) = counters.locate(evaluation)
+        {
+            counters.expose(flag, slot);
         }
     }
 
     /// Evaluates one flag; the flag is `true` when an environment override decided.
     #[inline]
-    fn evaluate<'a>(&'a self, flag: &str, context: &Context) -> (Evaluation<'a>, bool) {
+    pub(crate) fn evaluate<'a>(&'a self, flag: &str, context: &Context) -> (Evaluation<'a>, bool) {
         if !self.overrides.forced.is_empty()
             && let Some(forced) = self.overrides.forced.get(flag)
         {
@@ -88,6 +119,8 @@ pub(crate) struct Inner {
     /// The background work that keeps the flags current (a file watch, a server connection);
     /// it stops when this is dropped.
     background: Mutex<Option<Box<dyn Send>>>,
+    /// Telemetry, for a server client with telemetry on.
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl Inner {
@@ -95,6 +128,7 @@ impl Inner {
         origin: Origin,
         environment: Option<String>,
         requested: Vec<Requested>,
+        telemetry: Option<Arc<Telemetry>>,
     ) -> Inner {
         let known = OnceLock::new();
         if let Some(environment) = environment {
@@ -108,7 +142,17 @@ impl Inner {
             origin,
             installing: Mutex::new(()),
             background: Mutex::new(None),
+            telemetry,
         }
+    }
+
+    pub(crate) fn telemetry(&self) -> Option<&Arc<Telemetry>> {
+        self.telemetry.as_ref()
+    }
+
+    /// The snapshot served now, if any.
+    pub(crate) fn snapshot(&self) -> SnapshotGuard {
+        self.snapshot.load()
     }
 
     pub(crate) fn set_background(&self, handle: Box<dyn Send>) {
@@ -184,7 +228,11 @@ impl Inner {
     }
 
     fn swap_in(&self, engine: Engine, version: Option<i64>) {
-        let snapshot = Snapshot::new(engine, &self.requested, version);
+        let counters = match (&self.telemetry, version) {
+            (Some(telemetry), Some(version)) => Some(telemetry.table_for(&engine, version)),
+            _ => None,
+        };
+        let snapshot = Snapshot::new(engine, &self.requested, version, counters);
         let previous = self.snapshot.load();
         let warned_before = previous.as_deref().map(|s| &s.overrides.warnings);
         if warned_before != Some(&snapshot.overrides.warnings) {
@@ -203,6 +251,9 @@ impl Inner {
             }
         }
         self.snapshot.store(Some(Arc::new(snapshot)));
+        if let (Some(telemetry), Some(version)) = (&self.telemetry, version) {
+            telemetry.applied(version);
+        }
     }
 
     /// Reports a problem with the source. The flags served stay as they are.
@@ -301,6 +352,10 @@ impl Client {
         Client { inner }
     }
 
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// Where the client stands with its source.
     pub fn status(&self) -> Status {
         self.inner.status.status()
@@ -397,7 +452,13 @@ impl Client {
             return default;
         };
         let (evaluation, _) = snapshot.evaluate(flag, context);
-        evaluation.value.and_then(convert).unwrap_or(default)
+        match evaluation.value.and_then(convert) {
+            Some(value) => {
+                snapshot.expose(&evaluation);
+                value
+            }
+            None => default,
+        }
     }
 
     fn typed_details<T>(
@@ -412,7 +473,12 @@ impl Client {
             return Details::not_ready(flag, default);
         };
         let (evaluation, overridden) = snapshot.evaluate(flag, context);
-        Details::from_evaluation(flag, &evaluation, overridden, default, convert)
+        let details = Details::from_evaluation(flag, &evaluation, overridden, default, convert);
+        // A type mismatch clears the variant: the caller got the default, not the variant.
+        if evaluation.value.is_some() && details.variant.is_some() {
+            snapshot.expose(&evaluation);
+        }
+        details
     }
 
     /// A boolean flag's value, or `default`.

@@ -123,6 +123,7 @@ impl FileBuilder {
             Origin::File(self.path),
             self.environment,
             requested,
+            None,
         ));
         inner.install(engine);
         if let Some(watching) = watching {

@@ -52,6 +52,7 @@ pub mod openfeature;
 mod overrides;
 mod server;
 mod status;
+pub mod telemetry;
 
 pub use client::{Builder, Client};
 pub use context::ContextBuilder;
@@ -64,6 +65,9 @@ pub use server::{
     DEFAULT_STREAM_IDLE_TIMEOUT, ServerBuilder,
 };
 pub use status::{Status, StatusReceiver};
+pub use telemetry::{
+    DEFAULT_FLUSH_INTERVAL, LatencyGuard, TelemetryStats, clear_active_variants, install_crash_hook,
+};
 
 pub use sluice_core::{Context, Reason};
 

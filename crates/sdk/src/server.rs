@@ -10,10 +10,12 @@
 //!
 //! The thread runs [`connection::Connection`]: a first fetch of `GET /api/v1/config`, then
 //! the live stream `GET /api/v1/stream`, and while the stream is down, ETag polling of the
-//! config with reconnects backing off from 1 s to 30 s. It holds the client only weakly;
-//! dropping the last clone stops and joins it.
+//! config with reconnects backing off from 1 s to 30 s. Beside it, on the same runtime, runs
+//! the telemetry sender ([`crate::telemetry`]'s `flush::Flusher`), unless telemetry is off.
+//! It holds the client only weakly; dropping the last clone stops the thread, after one last
+//! telemetry flush of at most 500 ms, and joins it.
 
-mod backoff;
+pub(crate) mod backoff;
 mod cache;
 mod config;
 mod connection;
@@ -26,6 +28,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, Inner, Origin};
+use crate::telemetry::{self, DEFAULT_FLUSH_INTERVAL, Telemetry, flush};
 use crate::{Error, Status, overrides};
 
 /// How long [`ServerBuilder::build`] waits for the first configuration, by default.
@@ -39,6 +42,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the live stream may stay silent before it is presumed dead, by default. The
 /// server sends a heartbeat every 15 s unless configured otherwise.
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// How long dropping the last clone of a client waits for its last telemetry flush.
+const FINAL_FLUSH_BOUND: Duration = Duration::from_millis(500);
 
 /// Configures a client that serves a Sluice server's flags: from [`Client::server_builder`]
 /// or `Client::builder().server(url)`.
@@ -69,6 +74,9 @@ pub struct ServerBuilder {
     request_timeout: Duration,
     stream_idle_timeout: Duration,
     variables: Option<Vec<(String, String)>>,
+    telemetry: bool,
+    flush_interval: Duration,
+    crash_hook: bool,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -82,6 +90,9 @@ impl fmt::Debug for ServerBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .field("telemetry", &self.telemetry)
+            .field("flush_interval", &self.flush_interval)
+            .field("crash_hook", &self.crash_hook)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +109,9 @@ impl ServerBuilder {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
             variables: None,
+            telemetry: true,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            crash_hook: false,
         }
     }
 
@@ -145,6 +159,28 @@ impl ServerBuilder {
     /// drops it and reconnects; 45 s by default. Keep it above the server's heartbeat.
     pub fn stream_idle_timeout(mut self, timeout: Duration) -> ServerBuilder {
         self.stream_idle_timeout = timeout;
+        self
+    }
+
+    /// Whether to report telemetry (exposures, errors, latencies, events, crashes and the
+    /// configuration version applied) to the server's `POST /api/v1/metrics`; on by default.
+    /// Off, the telemetry methods do nothing, as in file mode. See [`crate::telemetry`].
+    pub fn telemetry(mut self, enabled: bool) -> ServerBuilder {
+        self.telemetry = enabled;
+        self
+    }
+
+    /// How often to send telemetry; 10 s by default. A new configuration is acknowledged at
+    /// once whatever the interval.
+    pub fn flush_interval(mut self, interval: Duration) -> ServerBuilder {
+        self.flush_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Installs the crash hook when the client is built: see [`crate::install_crash_hook`].
+    /// Off by default; needs telemetry.
+    pub fn crash_hook(mut self, enabled: bool) -> ServerBuilder {
+        self.crash_hook = enabled;
         self
     }
 
@@ -219,10 +255,18 @@ impl ServerBuilder {
         };
         let fallback = Arc::new(Mutex::new(fallback));
 
+        let telemetry = self.telemetry.then(|| Arc::new(Telemetry::new()));
+        let flush_settings = flush::Settings {
+            url: join(&base, "api/v1/metrics"),
+            token: token.clone(),
+            interval: self.flush_interval,
+            request_timeout: self.request_timeout,
+        };
         let inner = Arc::new(Inner::new(
             Origin::Server(self.url.clone()),
             None,
             requested,
+            telemetry.clone(),
         ));
         let settings = connection::Settings {
             config_url: join(&base, "api/v1/config"),
@@ -239,6 +283,7 @@ impl ServerBuilder {
         let thread = thread::Builder::new()
             .name("sluice-server".to_owned())
             .spawn(move || {
+                telemetry::flush::mark_background_thread();
                 let http = match http.build() {
                     Ok(http) => http,
                     Err(error) => {
@@ -249,11 +294,18 @@ impl ServerBuilder {
                         return;
                     }
                 };
+                let mut flusher = telemetry
+                    .map(|telemetry| flush::Flusher::new(telemetry, http.clone(), flush_settings));
                 let connection = connection::Connection::new(http, settings, weak, shared_fallback);
                 runtime.block_on(async move {
                     tokio::select! {
                         () = connection.run() => {}
+                        () = flush::run(flusher.as_mut()) => {}
                         _ = stopped => {}
+                    }
+                    // What was gathered since the last flush, best-effort.
+                    if let Some(flusher) = flusher.as_mut() {
+                        let _ = tokio::time::timeout(FINAL_FLUSH_BOUND, flusher.finish()).await;
                     }
                 });
                 // Nothing spawned on the runtime may keep the thread (or a join) waiting.
@@ -265,6 +317,9 @@ impl ServerBuilder {
             thread: Some(thread),
         }));
 
+        if self.crash_hook {
+            crate::install_crash_hook(&Client::from_inner(Arc::clone(&inner)));
+        }
         let remaining = self.init_timeout.saturating_sub(started.elapsed());
         let status = inner
             .status()

@@ -4,7 +4,8 @@
 //! application that builds a client from `main`. The proxy closes every connection after one
 //! request (it rewrites `Connection: close` into each request), so it counts requests by
 //! counting connections, and it can answer by itself: nothing (a black hole), a canned
-//! response such as 401 or 429, or a scripted event stream.
+//! response such as 401 or 429, or a scripted event stream; or it can forward one request
+//! and then lose the server's answer.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sluice_server::{ServeArgs, Settings};
+use sluice_server::{AppState, ServeArgs, Settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -29,6 +30,7 @@ fn runtime() -> Runtime {
 struct Running {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    state: AppState,
 }
 
 /// A Sluice server on 127.0.0.1 with a fresh SQLite data directory.
@@ -63,6 +65,21 @@ impl TestServer {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// `GET path` with the admin token; the status and the JSON body.
+    pub fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(&self.url(), Method::GET, path, None)
+    }
+
+    /// The running server's state, for what the API does not show.
+    pub fn state(&self) -> &AppState {
+        &self.running.as_ref().expect("the server is running").state
+    }
+
+    /// Runs a future on the server's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 
     /// Shuts the server down gracefully (live streams close) and waits until its port is free.
@@ -130,6 +147,11 @@ impl TestServer {
         })
     }
 
+    /// `POST path` with the admin token and a JSON body; the status and the JSON body.
+    pub fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(&self.url(), Method::POST, path, Some(body))
+    }
+
     /// Creates a server token for `environment`; returns its id and secret.
     pub fn server_token(&self, environment: &str) -> (String, String) {
         let body = json!({"name": "sdk test", "scope": "server", "environment": environment});
@@ -195,10 +217,15 @@ async fn launch(dir: &std::path::Path, listener: TcpListener) -> (Running, Optio
     let settings = Settings::load(args).unwrap();
     let started = sluice_server::start(settings).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(sluice_server::serve(listener, started.state, async move {
-        let _ = stopped.await;
-    }));
-    (Running { stop, task }, started.admin_token)
+    let task = tokio::spawn(sluice_server::serve(
+        listener,
+        started.state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let state = started.state.clone();
+    (Running { stop, task, state }, started.admin_token)
 }
 
 /// A string flag with the given default variant among `red`, `green` and `blue`.
@@ -226,6 +253,11 @@ pub enum Mode {
     /// Answers the live stream with a `200` event stream carrying this text, then holds it
     /// open; other requests are forwarded.
     Stream(String),
+    /// Forwards the next request whose path starts with this prefix, waits for the server's
+    /// whole answer, then closes the connection without passing it on, and goes back to
+    /// `Forward`: the server did the work, the client never heard. Other requests are
+    /// forwarded.
+    LoseAnswer(String),
 }
 
 /// A request the proxy saw.
@@ -326,6 +358,11 @@ async fn serve_one(client: &mut TcpStream, shared: &Shared) {
         Mode::Reply { .. } => "reply",
         Mode::Stream(_) if path.starts_with("/api/v1/stream") => "stream",
         Mode::Stream(_) => "forward",
+        Mode::LoseAnswer(prefix) if path.starts_with(prefix.as_str()) => {
+            *shared.mode.lock().unwrap() = Mode::Forward;
+            "lose answer"
+        }
+        Mode::LoseAnswer(_) => "forward",
     };
     shared.seen.lock().unwrap().push(Seen {
         at: Instant::now(),
@@ -358,7 +395,7 @@ async fn serve_one(client: &mut TcpStream, shared: &Shared) {
             let _ = client.write_all(response.as_bytes()).await;
             std::future::pending::<()>().await;
         }
-        Mode::Forward | Mode::Stream(_) => {
+        Mode::Forward | Mode::Stream(_) | Mode::LoseAnswer(_) => {
             let Ok(mut upstream) = TcpStream::connect(shared.upstream).await else {
                 return;
             };
@@ -374,6 +411,21 @@ async fn serve_one(client: &mut TcpStream, shared: &Shared) {
             if upstream.write_all(rewritten.as_bytes()).await.is_err()
                 || upstream.write_all(&head[end..]).await.is_err()
             {
+                return;
+            }
+            if name == "lose answer" {
+                // Read the request's body through to the server, and its whole answer back.
+                let (mut from_client, _) = client.split();
+                let (mut from_server, mut to_server) = upstream.split();
+                let mut answer = Vec::new();
+                let forward = async {
+                    let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                    std::future::pending::<()>().await;
+                };
+                tokio::select! {
+                    () = forward => {}
+                    _ = from_server.read_to_end(&mut answer) => {}
+                }
                 return;
             }
             let _ = tokio::io::copy_bidirectional(client, &mut upstream).await;

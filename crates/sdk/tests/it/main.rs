@@ -1,6 +1,6 @@
 //! Integration tests for the `sluice` SDK: file mode, reloads, overrides, the shared
-//! evaluation corpus, typed accessors, OpenFeature, a no-panic property test, and server
-//! mode against a real in-process server with injected faults.
+//! evaluation corpus, typed accessors, OpenFeature, a no-panic property test, server mode
+//! against a real in-process server with injected faults, and telemetry.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod corpus;
@@ -11,8 +11,10 @@ mod openfeature;
 mod overrides;
 mod props;
 mod reload;
+mod rollout_e2e;
 mod server_faults;
 mod server_mode;
+mod telemetry;
 mod typed;
 
 use std::path::{Path, PathBuf};

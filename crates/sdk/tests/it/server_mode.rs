@@ -8,7 +8,9 @@ use sluice::{Client, ContextBuilder, Error, Status};
 use crate::harness::{TestServer, color_flag};
 use crate::wait_until;
 
-/// A server client for tests: no process overrides, quick timeouts and polls.
+/// A server client for tests: no process overrides, quick timeouts and polls. Telemetry is
+/// off, so that the proxy's request counts are about the configuration alone; the telemetry
+/// tests turn it on.
 pub fn builder(url: &str, token: &str) -> sluice::ServerBuilder {
     Client::builder()
         .server(url)
@@ -18,6 +20,7 @@ pub fn builder(url: &str, token: &str) -> sluice::ServerBuilder {
         .connect_timeout(Duration::from_secs(1))
         .request_timeout(Duration::from_secs(1))
         .poll_interval(Duration::from_millis(200))
+        .telemetry(false)
 }
 
 pub fn color(client: &Client) -> String {
