@@ -1,11 +1,11 @@
-//! The SDK workload: 200 flags, built equivalently for Sluice and for `unleash-yggdrasil`.
+//! The benchmark workload: 200 flags, built equivalently for Sluice and for
+//! `unleash-yggdrasil`, used by `benches/evaluation.rs` and the SDK benchmarks.
 //!
-//! The same set as `benches/evaluation.rs`: a quarter each of a boolean flag on without rules
-//! (workload (a), [`STATIC_FLAG`]), one switched off, one with segment membership (an
-//! `ends_with` on `email`), a semver condition and a 10% split (workload (b),
-//! [`TARGETED_FLAG`]; for Unleash a `flexibleRollout` at 10% with a segment and a
-//! `SEMVER_LT` constraint), and a 50/50 string experiment. The context matches the segment
-//! and the version condition, so (b) runs every condition and the split.
+//! A quarter each of a boolean flag on without rules (workload (a), [`STATIC_FLAG`]), one
+//! switched off, one with segment membership (an `ends_with` on `email`), a semver condition
+//! and a 10% split (workload (b), [`TARGETED_FLAG`]; for Unleash a `flexibleRollout` at 10%
+//! with a segment and a `SEMVER_LT` constraint), and a 50/50 string experiment. The context
+//! matches the segment and the version condition, so (b) runs every condition and the split.
 
 use std::collections::HashMap;
 
