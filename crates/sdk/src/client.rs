@@ -7,15 +7,24 @@
 //! or the new ones, never a mixture. Whatever feeds the snapshot (a file watcher, or a server
 //! connection) only calls the `Inner` methods that install flags and report status, which
 //! hold a small lock so that a snapshot and the status that describes it change together.
+//!
+//! The typed accessors skip even the `ArcSwap` load when they can: each thread keeps the
+//! snapshot it last evaluated in a thread-local cache, tagged with a process-wide unique
+//! generation, and uses it while the client's current generation (one atomic load) still
+//! matches. A reload publishes a new generation after the new snapshot, so the next read on
+//! every thread misses and loads the new one. The price is that an idle thread keeps the last
+//! snapshot it used alive (one per thread) until it evaluates again or exits.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arc_swap::{ArcSwapOption, Guard};
 use serde_json::Value;
-use sluice_core::{Context, Engine, Evaluation, Reason};
+use sluice_core::{Context, Engine, Evaluation, Reason, Typed};
 
 use crate::details::Details;
 use crate::file::FileBuilder;
@@ -38,6 +47,16 @@ pub(crate) struct Snapshot {
     version: Option<i64>,
     /// Exposure and error counters, with telemetry on.
     counters: Option<Arc<Counters>>,
+    /// Unique in the process: what the thread-local cache recognises it by.
+    generation: u64,
+}
+
+/// Snapshot generations; 0 means none.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The snapshot this thread evaluated last, of whichever client.
+    static LAST_SNAPSHOT: RefCell<Option<Arc<Snapshot>>> = const { RefCell::new(None) };
 }
 
 impl Snapshot {
@@ -53,6 +72,7 @@ impl Snapshot {
             overrides,
             version,
             counters,
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -72,6 +92,35 @@ impl Snapshot {
         {
             counters.expose(flag, slot);
         }
+    }
+
+    /// A typed value through core's typed accessor `typed` (which writes its result in
+    /// place), counting the exposure when the variant's value was served.
+    #[inline(always)]
+    fn typed<'a, T: Copy>(
+        &'a self,
+        flag: &str,
+        context: &Context,
+        default: T,
+        typed: impl FnOnce(&'a Engine, &str, &Context, T) -> Typed<'a, T>,
+        convert: impl FnOnce(&Value) -> Option<T>,
+    ) -> T {
+        if !self.overrides.forced.is_empty() && self.overrides.forced.contains_key(flag) {
+            let (evaluation, _) = self.evaluate(flag, context);
+            return match evaluation.value.and_then(convert) {
+                Some(value) => {
+                    self.expose(&evaluation);
+                    value
+                }
+                None => default,
+            };
+        }
+        let result = typed(&self.engine, flag, context, default);
+        // A type mismatch clears the value: the caller got the default, not the variant.
+        if result.details.value.is_some() {
+            self.expose(&result.details);
+        }
+        result.value
     }
 
     /// Evaluates one flag; the flag is `true` when an environment override decided.
@@ -109,6 +158,8 @@ pub(crate) enum Origin {
 /// The state every clone of a client shares.
 pub(crate) struct Inner {
     snapshot: ArcSwapOption<Snapshot>,
+    /// The generation of the snapshot in `snapshot`, published after it; 0 for none.
+    generation: AtomicU64,
     status: StatusPublisher,
     requested: Vec<Requested>,
     /// Given to a file builder, or learned from the server's first configuration.
@@ -136,6 +187,7 @@ impl Inner {
         }
         Inner {
             snapshot: ArcSwapOption::empty(),
+            generation: AtomicU64::new(0),
             status: StatusPublisher::new(Status::NotReady),
             requested,
             environment: known,
@@ -250,7 +302,9 @@ impl Inner {
                 );
             }
         }
+        let generation = snapshot.generation;
         self.snapshot.store(Some(Arc::new(snapshot)));
+        self.generation.store(generation, Ordering::Release);
         if let (Some(telemetry), Some(version)) = (&self.telemetry, version) {
             telemetry.applied(version);
         }
@@ -439,26 +493,58 @@ impl Client {
         }
     }
 
+    /// Runs `read` over the current snapshot, from this thread's cache when it is still
+    /// current; `not_ready` when there is none.
+    #[inline(always)]
+    fn read<R>(&self, not_ready: impl FnOnce() -> R, read: impl FnOnce(&Snapshot) -> R) -> R {
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        let mut read = Some(read);
+        let cached = LAST_SNAPSHOT.try_with(|last| {
+            let last = last.try_borrow().ok()?;
+            let snapshot = last.as_deref().filter(|s| s.generation == generation)?;
+            Some(read.take()?(snapshot))
+        });
+        if let Ok(Some(result)) = cached {
+            return result;
+        }
+        self.read_fresh(not_ready, read)
+    }
+
+    /// [`Client::read`] past the cache: loads the snapshot and caches it for this thread.
+    #[cold]
+    #[inline(never)]
+    fn read_fresh<R>(
+        &self,
+        not_ready: impl FnOnce() -> R,
+        read: Option<impl FnOnce(&Snapshot) -> R>,
+    ) -> R {
+        let (Some(snapshot), Some(read)) = (self.inner.snapshot.load_full(), read) else {
+            return not_ready();
+        };
+        let _ = LAST_SNAPSHOT.try_with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                *last = Some(Arc::clone(&snapshot));
+            }
+        });
+        read(&snapshot)
+    }
+
     #[inline]
     fn value<T>(
         &self,
         flag: &str,
         context: &Context,
-        default: T,
         convert: impl FnOnce(&Value) -> Option<T>,
-    ) -> T {
-        let guard = self.inner.snapshot.load();
-        let Some(snapshot) = guard.as_deref() else {
-            return default;
-        };
-        let (evaluation, _) = snapshot.evaluate(flag, context);
-        match evaluation.value.and_then(convert) {
-            Some(value) => {
+    ) -> Option<T> {
+        self.read(
+            || None,
+            |snapshot| {
+                let (evaluation, _) = snapshot.evaluate(flag, context);
+                let value = evaluation.value.and_then(convert)?;
                 snapshot.expose(&evaluation);
-                value
-            }
-            None => default,
-        }
+                Some(value)
+            },
+        )
     }
 
     fn typed_details<T>(
@@ -484,35 +570,40 @@ impl Client {
     /// A boolean flag's value, or `default`.
     #[inline]
     pub fn bool(&self, flag: &str, context: &Context, default: bool) -> bool {
-        self.value(flag, context, default, Value::as_bool)
+        self.read(
+            || default,
+            |snapshot| snapshot.typed(flag, context, default, Engine::boolean, Value::as_bool),
+        )
     }
 
     /// A string flag's value, or `default`.
     pub fn string(&self, flag: &str, context: &Context, default: &str) -> String {
-        self.value(flag, context, None, |v| {
-            v.as_str().map(|text| Some(text.to_owned()))
-        })
-        .unwrap_or_else(|| default.to_owned())
+        self.value(flag, context, |v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| default.to_owned())
     }
 
     /// A number flag's value, or `default`.
     #[inline]
     pub fn number(&self, flag: &str, context: &Context, default: f64) -> f64 {
-        self.value(flag, context, default, Value::as_f64)
+        self.read(
+            || default,
+            |snapshot| snapshot.typed(flag, context, default, Engine::number, Value::as_f64),
+        )
     }
 
     /// A number flag's value as an integer, or `default` when it is not integral.
     #[inline]
     pub fn integer(&self, flag: &str, context: &Context, default: i64) -> i64 {
-        self.value(flag, context, default, Value::as_i64)
+        self.read(
+            || default,
+            |snapshot| snapshot.typed(flag, context, default, Engine::integer, Value::as_i64),
+        )
     }
 
     /// An object flag's value, or `default`.
     pub fn json(&self, flag: &str, context: &Context, default: Value) -> Value {
-        self.value(flag, context, None, |v| {
-            v.is_object().then(|| Some(v.clone()))
-        })
-        .unwrap_or(default)
+        self.value(flag, context, |v| v.is_object().then(|| v.clone()))
+            .unwrap_or(default)
     }
 
     /// Evaluates a flag of any type and says how: `value` is `None` when the flag served

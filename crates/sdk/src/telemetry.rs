@@ -7,16 +7,16 @@
 //! has no server to report to: there the same methods exist and do nothing.
 //!
 //! - **Evaluation stays cheap.** Counting an exposure is one relaxed atomic add in a table
-//!   pre-allocated per configuration ([`counters`]) plus one thread-local store
-//!   ([`active`]); no lock, no allocation, no clock.
-//! - **Bounded.** Everything else aggregates in memory under a budget ([`aggregate`]), and
-//!   at most [`MAX_PENDING_BATCHES`] batches wait to be sent ([`flush`]). What does not fit
+//!   pre-allocated per configuration (`counters.rs`) plus one thread-local store
+//!   (`active.rs`); no lock, no allocation, no clock.
+//! - **Bounded.** Everything else aggregates in memory under a budget (`aggregate.rs`), and
+//!   at most [`MAX_PENDING_BATCHES`] batches wait to be sent (`flush.rs`). What does not fit
 //!   is dropped and counted, and the count travels in every batch.
 //! - **Never blocking.** Sending happens on the client's own background thread, every flush
 //!   interval, at once after a new configuration is applied, and best-effort when the client
-//!   is dropped or the crash hook fires ([`crash`]).
+//!   is dropped or the crash hook fires (`crash.rs`).
 //! - **Idempotent.** A batch is serialized once with a random id and retried byte for byte
-//!   under that id ([`batch`]); the server counts an id once.
+//!   under that id (`batch.rs`); the server counts an id once.
 
 pub(crate) mod active;
 pub(crate) mod aggregate;
@@ -98,6 +98,8 @@ pub(crate) struct Telemetry {
     flushes: Mutex<Flushes>,
     flushed: Condvar,
     crash_hook: AtomicBool,
+    /// The wall clock that places observations in buckets; fixed in tests.
+    clock: fn() -> i64,
 }
 
 impl fmt::Debug for Telemetry {
@@ -111,6 +113,11 @@ impl fmt::Debug for Telemetry {
 
 impl Telemetry {
     pub(crate) fn new() -> Telemetry {
+        Telemetry::with_clock(now_ms)
+    }
+
+    /// Telemetry whose observations are placed in buckets by `clock`.
+    pub(crate) fn with_clock(clock: fn() -> i64) -> Telemetry {
         // Twice the cores, so that threads rarely share a shard.
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Telemetry {
@@ -129,6 +136,7 @@ impl Telemetry {
             flushes: Mutex::new(Flushes::default()),
             flushed: Condvar::new(),
             crash_hook: AtomicBool::new(false),
+            clock,
         }
     }
 
@@ -285,7 +293,7 @@ impl Telemetry {
 
     pub(crate) fn latency(&self, table: u64, slot: u32, elapsed: Duration) {
         let key = Key {
-            start_ms: bucket_start(now_ms()),
+            start_ms: bucket_start((self.clock)()),
             table,
             slot,
         };
@@ -295,7 +303,7 @@ impl Telemetry {
     }
 
     fn events(&self, targets: &[(u64, u32)], event: &str, value: f64) {
-        let start_ms = bucket_start(now_ms());
+        let start_ms = bucket_start((self.clock)());
         let mut aggregator = lock(&self.aggregator);
         let mut refused = 0;
         for &(table, slot) in targets {
@@ -312,7 +320,7 @@ impl Telemetry {
 
     /// Records a panic against the variants active on this thread.
     pub(crate) fn crash(&self, message: String, location: Option<String>) {
-        let start_ms = bucket_start(now_ms());
+        let start_ms = bucket_start((self.clock)());
         let entries = active::all();
         let Some(tables) = crash::lock_briefly(&self.tables) else {
             self.add_dropped(1);
@@ -335,7 +343,7 @@ impl Telemetry {
         }
         drop(tables);
         let report = CrashReport {
-            at_ms: now_ms(),
+            at_ms: (self.clock)(),
             message,
             location,
             variants,
@@ -672,8 +680,9 @@ mod tests {
     }
 
     /// A server-mode client with telemetry and no background thread, serving version 1.
+    /// Its clock stands still, so a test never straddles two buckets and their budgets.
     fn client() -> (Client, Arc<Telemetry>) {
-        let telemetry = Arc::new(Telemetry::new());
+        let telemetry = Arc::new(Telemetry::with_clock(|| 1_234_567));
         let inner = Inner::new(
             Origin::Server("http://127.0.0.1:1".into()),
             None,
@@ -818,14 +827,16 @@ mod tests {
         let reports = by_variant(&telemetry.collect(0));
         let old = &reports[&("color".to_owned(), "red".to_owned(), 1)];
         assert_eq!((old.exposures, old.errors), (1, 1));
-        // The old table, drained and unused, is forgotten; the new one stays.
-        assert_eq!(lock(&telemetry.tables).len(), 1);
+        // This thread's snapshot cache still holds version 1 until it evaluates again.
+        assert_eq!(lock(&telemetry.tables).len(), 2);
         client.string("color", &user(1), "x");
         let reports = by_variant(&telemetry.collect(0));
         assert_eq!(
             reports[&("color".to_owned(), "red".to_owned(), 2)].exposures,
             1
         );
+        // Now the old table, drained and unused, is forgotten; the new one stays.
+        assert_eq!(lock(&telemetry.tables).len(), 1);
     }
 
     #[test]

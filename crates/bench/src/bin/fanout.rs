@@ -232,7 +232,17 @@ fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1_000.0)
 }
 
-async fn measure(options: &Options, server: &Server) -> Result<Vec<Duration>, String> {
+/// What one run measured.
+struct Measured {
+    /// Every delivery, from the write.
+    deliveries: Vec<Duration>,
+    /// Per write: how long the `PUT` took to answer.
+    writes: Vec<Duration>,
+    /// Per write: from the first subscriber's delivery to the last one's.
+    spreads: Vec<Duration>,
+}
+
+async fn measure(options: &Options, server: &Server) -> Result<Measured, String> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -309,6 +319,8 @@ async fn measure(options: &Options, server: &Server) -> Result<Vec<Duration>, St
 
     let config_url = format!("{}/api/v1/config", server.url);
     let mut latencies = Vec::with_capacity(options.subscribers * options.writes);
+    let mut writes = Vec::with_capacity(options.writes);
+    let mut spreads = Vec::with_capacity(options.writes);
     for write in 0..options.writes {
         tokio::time::sleep(options.pause).await;
         let variant = if write % 2 == 0 { "off" } else { "on" };
@@ -321,6 +333,7 @@ async fn measure(options: &Options, server: &Server) -> Result<Vec<Duration>, St
             &definition(variant),
         )
         .await?;
+        writes.push(written_at.elapsed());
         let config: Value = http
             .get(&config_url)
             .bearer_auth(&token)
@@ -352,15 +365,22 @@ async fn measure(options: &Options, server: &Server) -> Result<Vec<Duration>, St
                 count += 1;
             }
         }
+        let arrived: Vec<Instant> = delivered.into_iter().flatten().collect();
+        if let (Some(first), Some(last)) = (arrived.iter().min(), arrived.iter().max()) {
+            spreads.push(last.saturating_duration_since(*first));
+        }
         latencies.extend(
-            delivered
-                .into_iter()
-                .flatten()
+            arrived
+                .iter()
                 .map(|at| at.saturating_duration_since(written_at)),
         );
     }
     tasks.abort_all();
-    Ok(latencies)
+    Ok(Measured {
+        deliveries: latencies,
+        writes,
+        spreads,
+    })
 }
 
 fn main() -> ExitCode {
@@ -391,8 +411,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut latencies = match runtime.block_on(measure(&options, &server)) {
-        Ok(latencies) => latencies,
+    let Measured {
+        deliveries: mut latencies,
+        mut writes,
+        mut spreads,
+    } = match runtime.block_on(measure(&options, &server)) {
+        Ok(measured) => measured,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::FAILURE;
@@ -419,6 +443,16 @@ fn main() -> ExitCode {
         ms(latencies.last().copied().unwrap_or_default()),
         ms(latencies.first().copied().unwrap_or_default()),
         ms(mean),
+    );
+    writes.sort();
+    spreads.sort();
+    println!();
+    println!(
+        "Per write (median over {} writes): the `PUT` answered in {}; the first to the last delivery took {} (max {}).",
+        writes.len(),
+        ms(percentile(&writes, 50.0)),
+        ms(percentile(&spreads, 50.0)),
+        ms(spreads.last().copied().unwrap_or_default()),
     );
     ExitCode::SUCCESS
 }

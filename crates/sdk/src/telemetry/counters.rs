@@ -4,17 +4,18 @@
 //! one slot per (flag, variant) and, per slot, an exposure counter and an error counter.
 //! Counting an exposure is then one `fetch_add` on a slot found without hashing the flag key
 //! again: core's evaluation returns the flag's [`FlagInfo`] and the variant's name by
-//! reference into the engine, so the table indexes flags by the *address* of their
-//! `FlagInfo` (an open-addressing table keyed by a multiplicative hash of the address) and
-//! finds the variant by comparing the name's address with the flag's few variant names.
-//! Only a variant forced by an environment override, whose name lives elsewhere, falls back
-//! to comparing text. Addresses are only compared, never dereferenced, so nothing here needs
-//! `unsafe`, and the table owns copies of every name it reports.
+//! reference into the engine, so the table is keyed by the *addresses* of the two (an
+//! open-addressing table under a multiplicative hash of both). Only a variant forced by an
+//! environment override, whose name lives elsewhere, falls back to finding the flag by its
+//! `FlagInfo` address alone and comparing names. Addresses are only compared, never
+//! dereferenced, so nothing here needs `unsafe`, and the table owns copies of every name it
+//! reports.
 //!
 //! Threads that count at the same time would fight over the cache lines of a single array,
-//! so the table keeps several shards, each its own allocation, and every thread counts in
-//! the shard [`active::record`] assigned to it. Draining sums the shards and swaps them to
-//! zero; a count that lands during a drain goes to the next one, never lost or counted twice.
+//! so the counters are laid out in several shards, each starting on its own cache lines, and
+//! every thread counts in the shard [`active::record`] assigned to it. Draining sums the
+//! shards and swaps them to zero; a count that lands during a drain goes to the next one,
+//! never lost or counted twice.
 
 use std::ptr;
 use std::sync::Arc;
@@ -27,14 +28,17 @@ use crate::telemetry::active::{self, Entry};
 /// A multiplier for Fibonacci hashing of addresses.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// Counters per cache line.
+const LINE: usize = 8;
+
 /// One flag in the table.
 #[derive(Debug)]
 struct FlagSlots {
     key: Arc<str>,
     /// The flag's first slot; its variants follow in definition order.
     first: u32,
-    /// Each variant name's address and length, in definition order.
-    names: Box<[(usize, usize)]>,
+    /// How many variants it has.
+    variants: u32,
 }
 
 /// One slot: the flag position and the variant it counts.
@@ -44,72 +48,65 @@ struct Slot {
     variant: Arc<str>,
 }
 
-/// One shard's counters, indexed by slot.
-#[derive(Debug)]
-struct Shard {
-    exposures: Box<[AtomicU64]>,
-    errors: Box<[AtomicU64]>,
+/// What an entry of an [`Index`] finds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Found {
+    /// The `FlagInfo` address; 0 marks an empty entry.
+    info: usize,
+    /// The variant name's address, or 0 in the index of flags.
+    variant: usize,
+    flag: u32,
+    slot: u32,
 }
 
-impl Shard {
-    fn new(slots: usize) -> Shard {
-        Shard {
-            exposures: (0..slots).map(|_| AtomicU64::new(0)).collect(),
-            errors: (0..slots).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-}
-
-/// `FlagInfo` addresses to flag positions.
+/// Addresses to flags and slots: open addressing, a power of two of entries, at most half
+/// full.
 #[derive(Debug)]
-struct AddressIndex {
-    /// (address, position); address 0 marks an empty slot. A power of two, at most half full.
-    slots: Box<[(usize, u32)]>,
+struct Index {
+    entries: Box<[Found]>,
     shift: u32,
 }
 
-impl AddressIndex {
-    fn new(addresses: &[usize]) -> AddressIndex {
-        let size = (addresses.len() * 2).next_power_of_two().max(2);
-        let mut index = AddressIndex {
-            slots: vec![(0, 0); size].into(),
+impl Index {
+    fn new(found: &[Found]) -> Index {
+        let size = (found.len() * 2).next_power_of_two().max(2);
+        let mut index = Index {
+            entries: vec![Found::default(); size].into(),
             shift: 64 - size.trailing_zeros(),
         };
         let mask = size - 1;
-        for (position, &address) in addresses.iter().enumerate() {
-            let Ok(position) = u32::try_from(position) else {
-                break;
-            };
-            let mut slot = index.start(address);
-            while let Some(entry) = index.slots.get_mut(slot) {
-                if entry.0 == 0 || entry.0 == address {
-                    *entry = (address, position);
+        for item in found {
+            let mut at = index.start(item.info, item.variant);
+            while let Some(entry) = index.entries.get_mut(at) {
+                if entry.info == 0 || (entry.info == item.info && entry.variant == item.variant) {
+                    *entry = *item;
                     break;
                 }
-                slot = (slot + 1) & mask;
+                at = (at + 1) & mask;
             }
         }
         index
     }
 
     #[inline]
-    fn start(&self, address: usize) -> usize {
-        ((address as u64).wrapping_mul(GOLDEN) >> self.shift) as usize
+    fn start(&self, info: usize, variant: usize) -> usize {
+        let key = (info as u64) ^ (variant as u64).rotate_left(29);
+        (key.wrapping_mul(GOLDEN) >> self.shift) as usize
     }
 
     #[inline]
-    fn get(&self, address: usize) -> Option<u32> {
-        let mask = self.slots.len() - 1;
-        let mut slot = self.start(address);
+    fn get(&self, info: usize, variant: usize) -> Option<&Found> {
+        let mask = self.entries.len() - 1;
+        let mut at = self.start(info, variant);
         loop {
-            let &(found, position) = self.slots.get(slot)?;
-            if found == address {
-                return Some(position);
+            let entry = self.entries.get(at)?;
+            if entry.info == info && entry.variant == variant {
+                return Some(entry);
             }
-            if found == 0 {
+            if entry.info == 0 {
                 return None;
             }
-            slot = (slot + 1) & mask;
+            at = (at + 1) & mask;
         }
     }
 }
@@ -128,10 +125,16 @@ pub(crate) struct Counters {
     /// across clients and versions.
     id: u64,
     version: i64,
-    index: AddressIndex,
+    /// (`FlagInfo` address, variant name address) to slot.
+    variants: Index,
+    /// `FlagInfo` address to flag position.
+    flags_by_info: Index,
     flags: Box<[FlagSlots]>,
     slots: Box<[Slot]>,
-    shards: Box<[Shard]>,
+    /// Per shard, `stride` counters: the exposures of every slot, then their errors, then
+    /// padding to a cache line and one more, so shards never share a line.
+    counts: Box<[AtomicU64]>,
+    stride: usize,
     shard_mask: usize,
 }
 
@@ -142,7 +145,7 @@ impl std::fmt::Debug for Counters {
             .field("version", &self.version)
             .field("flags", &self.flags.len())
             .field("slots", &self.slots.len())
-            .field("shards", &self.shards.len())
+            .field("shards", &(self.shard_mask + 1))
             .finish()
     }
 }
@@ -151,9 +154,10 @@ impl Counters {
     /// A table for every flag and variant of `engine`, served as `version`, with `shards`
     /// shards (rounded up to a power of two).
     pub(crate) fn new(id: u64, engine: &Engine, version: i64, shards: usize) -> Counters {
-        let mut addresses = Vec::with_capacity(engine.len());
         let mut flags = Vec::with_capacity(engine.len());
         let mut slots = Vec::new();
+        let mut by_variant = Vec::new();
+        let mut by_info = Vec::with_capacity(engine.len());
         for key in engine.keys() {
             let (Some(info), Some(variants)) = (engine.info(key), engine.variants(key)) else {
                 continue;
@@ -162,29 +166,45 @@ impl Counters {
             else {
                 break;
             };
-            let mut names = Vec::new();
+            let info = ptr::from_ref::<FlagInfo>(info).addr();
             for (name, _) in variants {
-                names.push((name.as_ptr().addr(), name.len()));
+                let Ok(slot) = u32::try_from(slots.len()) else {
+                    break;
+                };
+                by_variant.push(Found {
+                    info,
+                    variant: name.as_ptr().addr(),
+                    flag,
+                    slot,
+                });
                 slots.push(Slot {
                     flag,
                     variant: Arc::from(name),
                 });
             }
-            addresses.push(ptr::from_ref::<FlagInfo>(info).addr());
+            by_info.push(Found {
+                info,
+                variant: 0,
+                flag,
+                slot: first,
+            });
             flags.push(FlagSlots {
                 key: Arc::from(key),
                 first,
-                names: names.into(),
+                variants: u32::try_from(slots.len()).unwrap_or(u32::MAX) - first,
             });
         }
         let shards = shards.max(1).next_power_of_two();
+        let stride = (slots.len() * 2).div_ceil(LINE) * LINE + LINE;
         Counters {
             id,
             version,
-            index: AddressIndex::new(&addresses),
+            variants: Index::new(&by_variant),
+            flags_by_info: Index::new(&by_info),
             flags: flags.into(),
-            shards: (0..shards).map(|_| Shard::new(slots.len())).collect(),
             slots: slots.into(),
+            counts: (0..shards * stride).map(|_| AtomicU64::new(0)).collect(),
+            stride,
             shard_mask: shards - 1,
         }
     }
@@ -201,30 +221,29 @@ impl Counters {
     /// flag in this table.
     #[inline]
     pub(crate) fn locate(&self, evaluation: &Evaluation<'_>) -> Option<(u32, u32)> {
-        let info = evaluation.flag?;
+        let info = ptr::from_ref::<FlagInfo>(evaluation.flag?).addr();
         let variant = evaluation.variant?;
-        let flag = self.index.get(ptr::from_ref::<FlagInfo>(info).addr())?;
-        let slots = self.flags.get(flag as usize)?;
-        let address = (variant.as_ptr().addr(), variant.len());
-        let position = match slots.names.iter().position(|&name| name == address) {
-            Some(position) => position,
+        match self.variants.get(info, variant.as_ptr().addr()) {
+            Some(found) => Some((found.flag, found.slot)),
             // A variant forced by an environment override: its name is not the engine's.
-            None => self.variant_by_name(slots, variant)?,
-        };
-        Some((flag, slots.first + u32::try_from(position).ok()?))
+            None => self.locate_by_name(info, variant),
+        }
     }
 
     #[cold]
-    fn variant_by_name(&self, slots: &FlagSlots, variant: &str) -> Option<usize> {
+    fn locate_by_name(&self, info: usize, variant: &str) -> Option<(u32, u32)> {
+        let flag = self.flags_by_info.get(info, 0)?.flag;
+        let slots = self.flags.get(flag as usize)?;
         let first = slots.first as usize;
-        let names = self.slots.get(first..first + slots.names.len())?;
-        names.iter().position(|slot| &*slot.variant == variant)
+        let names = self.slots.get(first..first + slots.variants as usize)?;
+        let position = names.iter().position(|slot| &*slot.variant == variant)?;
+        Some((flag, slots.first + u32::try_from(position).ok()?))
     }
 
     /// The flag position of the flag `info` describes, for an evaluation of this snapshot.
-    #[inline]
     pub(crate) fn flag_of(&self, info: &FlagInfo) -> Option<u32> {
-        self.index.get(ptr::from_ref::<FlagInfo>(info).addr())
+        let info = ptr::from_ref::<FlagInfo>(info).addr();
+        Some(self.flags_by_info.get(info, 0)?.flag)
     }
 
     /// Counts an exposure of `slot`, and makes it this thread's active variant of `flag`.
@@ -235,21 +254,18 @@ impl Counters {
             flag,
             slot,
         });
-        if let Some(counter) = self
-            .shards
-            .get(shard & self.shard_mask)
-            .and_then(|shard| shard.exposures.get(slot as usize))
-        {
+        let at = (shard & self.shard_mask) * self.stride + slot as usize;
+        if let Some(counter) = self.counts.get(at) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Counts an error against `slot`.
     pub(crate) fn error(&self, slot: u32) {
-        if let Some(counter) = self
-            .shards
-            .get(active::shard() & self.shard_mask)
-            .and_then(|shard| shard.errors.get(slot as usize))
+        let shard = active::shard() & self.shard_mask;
+        let at = shard * self.stride + self.slots.len() + slot as usize;
+        if (slot as usize) < self.slots.len()
+            && let Some(counter) = self.counts.get(at)
         {
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -257,20 +273,20 @@ impl Counters {
 
     /// Takes every non-zero count since the last drain.
     pub(crate) fn drain(&self) -> Vec<Drained> {
+        let slots = self.slots.len();
+        let take = |at: usize| {
+            self.counts
+                .get(at)
+                .map_or(0, |counter| counter.swap(0, Ordering::Relaxed))
+        };
         let mut drained = Vec::new();
-        for (slot, index) in (0..self.slots.len()).zip(0_u32..) {
-            let take = |counters: &Shard, errors: bool| {
-                let array = if errors {
-                    &counters.errors
-                } else {
-                    &counters.exposures
-                };
-                array
-                    .get(slot)
-                    .map_or(0, |counter| counter.swap(0, Ordering::Relaxed))
-            };
-            let exposures: u64 = self.shards.iter().map(|shard| take(shard, false)).sum();
-            let errors: u64 = self.shards.iter().map(|shard| take(shard, true)).sum();
+        for (slot, index) in (0..slots).zip(0_u32..) {
+            let (mut exposures, mut errors) = (0, 0);
+            for shard in 0..=self.shard_mask {
+                let base = shard * self.stride;
+                exposures += take(base + slot);
+                errors += take(base + slots + slot);
+            }
             if exposures > 0 || errors > 0 {
                 drained.push(Drained {
                     slot: index,

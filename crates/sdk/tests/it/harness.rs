@@ -173,6 +173,17 @@ impl TestServer {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
+    /// Replaces every flag and segment with `document`'s. (Used by `tests/alloc.rs`.)
+    #[allow(dead_code)]
+    pub fn import(&self, document: &Value) -> (StatusCode, Value) {
+        self.call(
+            &self.url(),
+            Method::POST,
+            "/api/v1/import",
+            Some(document.clone()),
+        )
+    }
+
     pub fn create_flag(&self, key: &str, definition: Value) {
         let (status, body) = self.call(
             &self.url(),
