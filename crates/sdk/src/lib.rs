@@ -47,6 +47,9 @@ mod context;
 mod details;
 mod error;
 mod file;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
 mod overrides;

@@ -19,7 +19,7 @@ pub(crate) mod backoff;
 mod cache;
 mod config;
 mod connection;
-mod sse;
+pub(crate) mod sse;
 
 use std::fmt;
 use std::path::PathBuf;

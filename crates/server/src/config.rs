@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// How long a request may take, in seconds (live streams excepted).
     #[arg(long, env = "SLUICE_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
+    /// How long a client may take to send a request's head, in seconds, before its
+    /// connection is closed (slow clients hold no connection for long). Default 5.
+    #[arg(long, env = "SLUICE_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
     /// Seconds between heartbeats on live streams.
     #[arg(long, env = "SLUICE_HEARTBEAT")]
     pub heartbeat: Option<u64>,
@@ -75,6 +79,7 @@ struct FileSettings {
     flags: Option<PathBuf>,
     body_limit: Option<usize>,
     request_timeout: Option<u64>,
+    header_timeout: Option<u64>,
     heartbeat: Option<u64>,
     rate_limit: Option<u32>,
     rollout_interval: Option<u64>,
@@ -120,6 +125,8 @@ pub struct Settings {
     pub body_limit: usize,
     /// How long a request may take.
     pub request_timeout: Duration,
+    /// How long a client may take to send a request head.
+    pub header_timeout: Duration,
     /// Heartbeat interval on live streams.
     pub heartbeat: Duration,
     /// OFREP evaluation requests per second per token and client address; 0 is no limit.
@@ -159,9 +166,10 @@ impl Settings {
         }
         let request_timeout = args.request_timeout.or(file.request_timeout).unwrap_or(30);
         let heartbeat = args.heartbeat.or(file.heartbeat).unwrap_or(15);
-        if request_timeout == 0 || heartbeat == 0 {
+        let header_timeout = args.header_timeout.or(file.header_timeout).unwrap_or(5);
+        if request_timeout == 0 || heartbeat == 0 || header_timeout == 0 {
             return Err(ConfigError::Invalid(
-                "request-timeout and heartbeat must be at least 1 second".into(),
+                "request-timeout, header-timeout and heartbeat must be at least 1 second".into(),
             ));
         }
         Ok(Settings {
@@ -176,6 +184,7 @@ impl Settings {
             flags: args.flags.or(file.flags),
             body_limit,
             request_timeout: Duration::from_secs(request_timeout),
+            header_timeout: Duration::from_secs(header_timeout),
             heartbeat: Duration::from_secs(heartbeat),
             rate_limit: args
                 .rate_limit

@@ -10,7 +10,11 @@
 pub mod answers;
 pub mod config;
 pub mod configs;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod rollouts;
 pub mod state;
@@ -98,15 +102,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = app(state.clone());
+    let limits = listen::Limits {
+        header_timeout: state.settings().header_timeout,
+        ..listen::Limits::default()
+    };
     let closing = state.clone();
-    // Client addresses key the OFREP rate limits.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.begin_shutdown();
-        })
-        .await
+    listen::serve_router(listener, router, limits, async move {
+        shutdown.await;
+        closing.begin_shutdown();
+    })
+    .await
 }
 
 /// Resolves on SIGINT or SIGTERM.

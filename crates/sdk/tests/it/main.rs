@@ -12,6 +12,7 @@ mod overrides;
 mod props;
 mod reload;
 mod rollout_e2e;
+mod secrets;
 mod server_faults;
 mod server_mode;
 mod telemetry;

@@ -70,7 +70,7 @@ fn count_batch(outcome: &'static str) {
 
 /// How the body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+pub(crate) enum Encoding {
     Identity,
     Gzip,
 }
@@ -152,7 +152,7 @@ fn parse(bytes: &[u8]) -> Result<MetricsBatch, ApiError> {
     })
 }
 
-fn read_batch(encoding: Encoding, body: &[u8]) -> Result<MetricsBatch, ApiError> {
+pub(crate) fn read_batch(encoding: Encoding, body: &[u8]) -> Result<MetricsBatch, ApiError> {
     match encoding {
         Encoding::Identity => parse(body),
         Encoding::Gzip => parse(&gunzip(body, MAX_DECOMPRESSED)?),

@@ -29,7 +29,7 @@
 //! Every batch is checked first ([`validate_batch`]), latency sketches included, and so is
 //! every sketch read back from the database, because the sketch crate trusts its inputs.
 
-mod sketch;
+pub(crate) mod sketch;
 mod validate;
 
 use std::collections::BTreeMap;

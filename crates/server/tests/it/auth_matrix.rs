@@ -816,7 +816,7 @@ async fn every_route_answers_only_the_credentials_it_should() {
 }
 
 /// Every `(METHOD, path)` a `.route(…)` call in the server's sources declares.
-fn declared_routes() -> BTreeSet<(String, String)> {
+pub(crate) fn declared_routes() -> BTreeSet<(String, String)> {
     let method =
         regex::Regex::new(r"\b(get|post|put|delete|patch|head|options|trace|any|on)\(").unwrap();
     let mut files = Vec::new();

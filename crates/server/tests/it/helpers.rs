@@ -33,6 +33,7 @@ pub struct Options {
     pub rate_limit: Option<u32>,
     pub rollout_interval: Option<u64>,
     pub webhook_allow: Option<Vec<String>>,
+    pub header_timeout: Option<u64>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -49,6 +50,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         rate_limit: options.rate_limit,
         rollout_interval: options.rollout_interval,
         webhook_allow: options.webhook_allow,
+        header_timeout: options.header_timeout,
         heartbeat: Some(1),
         ..ServeArgs::default()
     };

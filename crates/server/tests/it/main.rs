@@ -7,6 +7,7 @@ mod auth_matrix;
 mod conformance;
 mod gitops;
 mod helpers;
+mod hostile;
 mod ofrep;
 mod ofrep_client;
 mod rollouts;
