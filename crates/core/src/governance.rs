@@ -147,9 +147,12 @@ mod tests {
             owner: None,
             tags: Vec::new(),
             flag_type: FlagType::Boolean,
-            variants: [("on".to_owned(), true.into()), ("off".to_owned(), false.into())]
-                .into_iter()
-                .collect(),
+            variants: [
+                ("on".to_owned(), true.into()),
+                ("off".to_owned(), false.into()),
+            ]
+            .into_iter()
+            .collect(),
             default_variant: "off".into(),
             off_variant: None,
             enabled: true,
@@ -200,7 +203,9 @@ mod tests {
         let mut changed = base.clone();
         changed.description = Some("new words".into());
         changed.tags.push("team-a".into());
-        changed.environments.insert("production".into(), Default::default());
+        changed
+            .environments
+            .insert("production".into(), Default::default());
         assert!(flag_touches(Some(&base), Some(&changed), &envs()).is_empty());
     }
 

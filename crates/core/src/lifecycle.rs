@@ -45,9 +45,7 @@ pub fn serving(flag: &FlagDef, environment: &str) -> Serving {
     if !flag.prerequisites.is_empty() {
         return Serving::Mixed;
     }
-    let rules: &[RuleDef] = over
-        .and_then(|o| o.rules.as_deref())
-        .unwrap_or(&flag.rules);
+    let rules: &[RuleDef] = over.and_then(|o| o.rules.as_deref()).unwrap_or(&flag.rules);
     let default = over
         .and_then(|o| o.default_variant.as_deref())
         .unwrap_or(&flag.default_variant);
@@ -126,9 +124,9 @@ impl StaleReason {
     /// A sentence for people.
     pub fn describe(&self) -> String {
         match self {
-            StaleReason::Settled { days, .. } => format!(
-                "at 0% or 100% in every environment and unchanged for {days} days"
-            ),
+            StaleReason::Settled { days, .. } => {
+                format!("at 0% or 100% in every environment and unchanged for {days} days")
+            }
             StaleReason::NotEvaluated {
                 last_evaluated_ms: Some(_),
                 days,
@@ -248,7 +246,7 @@ flags:
     variants: { "on": true, "off": false }
     default_variant: "off"
     rules:
-      - split: [ { variant: "on", weight: 50 }, { variant: "off", weight: 50 } ]
+      - split: [ { variant: "on", weight: 50000 }, { variant: "off", weight: 50000 } ]
   targeted-same:
     type: boolean
     variants: { "on": true, "off": false }
@@ -271,7 +269,7 @@ flags:
     default_variant: "off"
     expires: "2025-06-14"
     rules:
-      - split: [ { variant: "on", weight: 10 }, { variant: "off", weight: 90 } ]
+      - split: [ { variant: "on", weight: 10000 }, { variant: "off", weight: 90000 } ]
 "#;
 
     fn envs() -> Vec<String> {
