@@ -319,6 +319,9 @@ async fn create(
 #[serde(deny_unknown_fields)]
 struct StepBody {
     reason: Option<String>,
+    /// For approve: `false` records the approval without applying, even when it completes
+    /// the count (to apply later with `apply`, such as in a deploy window).
+    apply: Option<bool>,
 }
 
 fn step_body(bytes: &[u8]) -> Result<StepBody, ApiError> {
@@ -349,7 +352,7 @@ async fn approve(
         .approve_change_request(&change(&caller, &headers, body.reason), &id)
         .await
         .map_err(|e| store_error(e, &what(&id)))?;
-    if committed.value.status != ChangeStatus::Approved {
+    if committed.value.status != ChangeStatus::Approved || body.apply == Some(false) {
         return Ok(Json(view(&committed.value)));
     }
     // The approval that completes the count applies the change at once.

@@ -27,7 +27,7 @@ pub(super) fn paths() -> Value {
     let name = path_parameter("name", "The environment name.", key_schema());
     let step_body = json!({
         "required": false,
-        "content": { "application/json": { "schema": schema("RolloutCommand"), "example": { "reason": "reviewed the diff" } } },
+        "content": { "application/json": { "schema": schema("ChangeRequestStep"), "example": { "reason": "reviewed the diff" } } },
     });
     let step = |op: &str, summary: &str, description: &str| {
         operation(
@@ -160,6 +160,14 @@ pub(super) fn schemas() -> Value {
         },
     });
     json!({
+        "ChangeRequestStep": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "reason": string(),
+                "apply": { "type": "boolean", "description": "Approve only: `false` records the approval without applying, even when it completes the count." },
+            },
+        },
         "ProtectionBody": {
             "type": "object",
             "required": ["requiredApprovals"],
