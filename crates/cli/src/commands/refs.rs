@@ -74,12 +74,12 @@ struct Config {
 /// One reference found in code.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Reference {
-    /// The flag key.
-    pub key: String,
     /// The file, relative to the scanned directory.
     pub file: String,
     /// 1-based line.
     pub line: usize,
+    /// The flag key.
+    pub key: String,
 }
 
 /// Where a flag is defined.
