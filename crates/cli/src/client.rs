@@ -308,23 +308,6 @@ impl Client {
         self.send(self.http.get(self.url(&["api", "v1", "flags", key], &[])))
     }
 
-    /// Kills (`enabled = false`) or restores (`true`) a flag in one environment.
-    pub fn set_enabled(
-        &self,
-        key: &str,
-        environment: &str,
-        reason: Option<&str>,
-        enabled: bool,
-    ) -> Result<Reply<StoredFlag>, ClientError> {
-        let action = if enabled { "restore" } else { "kill" };
-        let mut query = vec![("env", environment)];
-        query.extend(reason.map(|reason| ("reason", reason)));
-        self.send(
-            self.http
-                .post(self.url(&["api", "v1", "flags", key, action], &query)),
-        )
-    }
-
     /// Exports the whole configuration, with its version.
     pub fn export(&self) -> Result<(Reply<FlagFile>, i64), ClientError> {
         let url = self.url(&["api", "v1", "export"], &[]);
@@ -450,6 +433,21 @@ impl Client {
                 .post(self.url(&["api", "v1", "rollouts", id, command], &[]))
                 .json(&body),
         )
+    }
+
+    /// Any JSON request: `method` on `segments` with `query` and an optional body.
+    pub fn call(
+        &self,
+        method: reqwest::Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Reply<Value>, ClientError> {
+        let mut request = self.http.request(method, self.url(segments, query));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.send(request)
     }
 
     /// The base URL with `segments` appended (each percent-encoded) and `query` set.

@@ -3,8 +3,11 @@
 
 pub mod apply;
 pub mod audit;
+pub mod changes;
+pub mod env;
 pub mod eval;
 pub mod flags;
+pub mod refs;
 pub mod rollout;
 pub mod serve;
 pub mod simulate;

@@ -73,6 +73,14 @@ enum Command {
     Token(commands::token::Args),
     /// Start, watch and steer staged rollouts on a server, and see why each one moved.
     Rollout(commands::rollout::Args),
+    /// Protect an environment: changes to it need approvals from other admins.
+    Env(commands::env::Args),
+    /// List, show, approve, reject and apply change requests to protected environments.
+    Changes(commands::changes::Args),
+    /// Find flag keys in a source tree (respecting .gitignore) and report keys used but not
+    /// defined and flags defined but not used, each with file:line. Exits 0 when clean, 1
+    /// with findings, 2 on error.
+    Refs(commands::refs::Args),
     /// Drive the rollout controller and judge with synthetic traffic in virtual time, and
     /// print wrong-rollback and detection rates beside the fixed-horizon floor.
     Simulate(commands::simulate::Args),
@@ -114,6 +122,13 @@ fn main() -> ExitCode {
         Command::Rollout(args) => remote()
             .map_err(anyhow::Error::from)
             .and_then(|client| commands::rollout::run(args, &client, cli.json)),
+        Command::Env(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::env::run(args, &client, cli.json)),
+        Command::Changes(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::changes::run(args, &client, cli.json)),
+        Command::Refs(args) => commands::refs::run(args, &remote, cli.json),
     };
     match result {
         Ok(code) => code,

@@ -721,3 +721,87 @@ fn rollout_start_status_steer_and_explain() {
     let listed = server.json(&["rollout", "list", "--flag", "checkout"]);
     assert_eq!(listed["rollouts"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn env_protect_changes_approve_and_flags_stale_through_the_cli() {
+    let server = Server::start();
+    server.apply_example();
+    let flags = server.json(&["flags", "list"]);
+    let key = flags["flags"][0]["key"].as_str().unwrap().to_owned();
+
+    let output = server.sluice(&["env", "protect", "production", "--approvals", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output)
+            .contains("production: changes need 1 approval(s) from admins other than the author"),
+        "{}",
+        stdout(&output)
+    );
+    // Killing is instant; restoring files a change request.
+    let output = server.sluice(&["flags", "kill", &key, "--env", "production"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = server.sluice(&["flags", "restore", &key, "--env", "production"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("production is protected: change request cr_"),
+        "{}",
+        stdout(&output)
+    );
+    let listed = server.json(&["changes", "list", "--status", "pending"]);
+    let id = listed["changeRequests"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(listed["changeRequests"][0]["kind"], "flag.restore");
+
+    // The author cannot approve it; another admin can, and it applies.
+    let output = server.sluice(&["changes", "approve", &id]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("may not approve"),
+        "{}",
+        stderr(&output)
+    );
+    let reviewer = server.json(&["token", "create", "--scope", "admin", "--name", "reviewer"]);
+    let reviewer = reviewer["secret"].as_str().unwrap().to_owned();
+    let output = server.sluice_as(Some(&reviewer), &["changes", "approve", &id]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(": applied (1 of 1 approvals)"),
+        "{}",
+        stdout(&output)
+    );
+    let shown = server.json(&["changes", "show", &id]);
+    assert_eq!(shown["status"], "applied");
+    let flag = server.json(&["flags", "get", &key]);
+    assert_eq!(
+        flag["definition"]["environments"]["production"]["enabled"],
+        true
+    );
+
+    // Stale flags: nothing was evaluated, but everything is younger than a day.
+    let output = server.sluice(&["flags", "stale", "--days", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("No stale flags"),
+        "{}",
+        stdout(&output)
+    );
+    let everything = server.json(&["flags", "stale", "--all"]);
+    assert_eq!(
+        everything["flags"].as_array().unwrap().len(),
+        flags["flags"].as_array().unwrap().len()
+    );
+    let output = server.sluice(&["flags", "archive", &key]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output).trim(), format!("{key}: archived."));
+    let everything = server.json(&["flags", "stale", "--all"]);
+    let archived = everything["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == key.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(archived["stage"], "archived");
+}

@@ -39,6 +39,8 @@ mod engine;
 mod error;
 mod evaluation;
 pub mod flagd;
+pub mod governance;
+pub mod lifecycle;
 pub mod model;
 pub mod murmur3;
 pub mod rollout;

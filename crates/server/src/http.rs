@@ -9,11 +9,13 @@
 
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod environments;
 pub mod error;
 pub mod files;
 pub mod flags;
 pub mod health;
+pub mod lifecycle;
 pub mod ofrep;
 pub mod openapi;
 pub mod rate_limit;
@@ -58,7 +60,9 @@ pub fn app(state: AppState) -> Router {
     let settings = state.settings().clone();
     let timed = Router::new()
         .merge(ofrep::evaluation_router())
+        .merge(lifecycle::router())
         .merge(flags::router())
+        .merge(changes::router())
         .merge(segments::router())
         .merge(environments::router())
         .merge(tokens::router())

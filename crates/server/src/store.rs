@@ -55,6 +55,8 @@
 //!   advisory lock ([`LeaderLock`]).
 
 pub mod audit;
+pub mod governance;
+pub mod lifecycle;
 mod postgres;
 pub mod rollouts;
 mod sql;
@@ -76,6 +78,11 @@ use sluice_core::telemetry::MetricsBatch;
 use tokio::sync::watch;
 
 pub use audit::{AuditFilter, AuditRecord, BreakKind, ChainBreak, ChainReport};
+pub use governance::{
+    Approval, ChangePayload, ChangeRequest, ChangeStatus, GatedCommand, NewChangeRequest,
+    StoredProtection,
+};
+pub use lifecycle::FlagActivity;
 pub use postgres::PgLeaderLock;
 pub use rollouts::{
     AppliedRollout, Delivery, DeliveryOutcome, DeliveryStatus, NewRollout, NewWebhook,
@@ -736,6 +743,67 @@ pub trait Store: Send + Sync + fmt::Debug {
         rollout_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DeliveryStatus>, StoreError>;
+
+    /// Every protected environment's protection, by name.
+    async fn protections(&self) -> Result<BTreeMap<String, StoredProtection>, StoreError>;
+    /// One environment's protection (version 0 and no approvals when never set).
+    async fn protection(&self, environment: &str) -> Result<StoredProtection, StoreError>;
+    /// Sets an environment's protection, audited as `environment.protect`; `expected_version`
+    /// guards against a concurrent change. Setting what is already set writes nothing.
+    async fn set_protection(
+        &self,
+        change: &Change,
+        environment: &str,
+        protection: sluice_core::governance::Protection,
+        expected_version: Option<i64>,
+    ) -> Result<Committed<StoredProtection>, StoreError>;
+    /// Files a change request by `change.actor`, audited as `change.create`. See [`governance`].
+    async fn create_change_request(
+        &self,
+        change: &Change,
+        request: &NewChangeRequest,
+    ) -> Result<Committed<ChangeRequest>, StoreError>;
+    /// One change request.
+    async fn get_change_request(&self, id: &str) -> Result<ChangeRequest, StoreError>;
+    /// Change requests, newest first, of one status or all, at most `limit`.
+    async fn list_change_requests(
+        &self,
+        status: Option<ChangeStatus>,
+        limit: u32,
+    ) -> Result<Vec<ChangeRequest>, StoreError>;
+    /// Adds `change.actor`'s approval, audited as `change.approve`. Refused
+    /// ([`StoreError::InUse`] naming why) for the author without self-approval, a second
+    /// approval by the same token, or a request that is rejected or applied.
+    async fn approve_change_request(
+        &self,
+        change: &Change,
+        id: &str,
+    ) -> Result<Committed<ChangeRequest>, StoreError>;
+    /// Rejects a request that has not applied, audited as `change.reject`.
+    async fn reject_change_request(
+        &self,
+        change: &Change,
+        id: &str,
+    ) -> Result<Committed<ChangeRequest>, StoreError>;
+    /// Applies an approved request in one write with one audit record (the underlying
+    /// action on the resource, its reason naming the request, author and approvers).
+    /// [`StoreError::Conflict`] when the resource moved past the base version; nothing
+    /// changes then. `transition` is a rollout command's transition.
+    async fn apply_change_request(
+        &self,
+        change: &Change,
+        id: &str,
+        transition: Option<&sluice_core::rollout::Transition>,
+    ) -> Result<Committed<ChangeRequest>, StoreError>;
+    /// Every flag's last change, last evaluation and archive mark. See [`lifecycle`].
+    async fn flag_activity(&self) -> Result<Vec<FlagActivity>, StoreError>;
+    /// Archives or unarchives a flag; returns when it was archived (`None` when not).
+    async fn archive_flag(
+        &self,
+        change: &Change,
+        key: &str,
+        archived: bool,
+    ) -> Result<Committed<Option<i64>>, StoreError>;
 
     /// The configuration version, updated after every committed write: by this process's own
     /// writes on SQLite, and by every replica's through `LISTEN/NOTIFY` on PostgreSQL.

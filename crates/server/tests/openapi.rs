@@ -1601,6 +1601,151 @@ async fn real_responses_match_the_document() {
     .await;
     c.expect(204, to(delete_env).at(qa).by(admin), Empty).await;
 
+    // Governance: a protected environment, change requests, stale flags, archiving.
+    c.expect(
+        201,
+        to("POST /api/v1/flags/{key}").at("/api/v1/flags/gov").by(admin),
+        Json(json!({"type": "boolean", "variants": {"on": true, "off": false}, "default_variant": "off"})),
+    )
+    .await;
+    let protection = "PUT /api/v1/environments/{name}/protection";
+    let production_protection = "/api/v1/environments/production/protection";
+    c.expect(
+        200,
+        to(protection).at(production_protection).by(admin),
+        Json(json!({"requiredApprovals": 1})),
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/environments/{name}/protection")
+            .at(production_protection)
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        404,
+        to(protection)
+            .at("/api/v1/environments/nope/protection")
+            .by(admin),
+        Json(json!({"requiredApprovals": 1})),
+    )
+    .await;
+    let gated =
+        json!({"type": "boolean", "variants": {"on": true, "off": false}, "default_variant": "on"});
+    let filed = c
+        .expect(
+            202,
+            to("PUT /api/v1/flags/{key}")
+                .at("/api/v1/flags/gov")
+                .by(admin),
+            Json(gated.clone()),
+        )
+        .await;
+    let first = format!(
+        "/api/v1/change-requests/{}",
+        filed.body["changeRequest"]["id"].as_str().unwrap()
+    );
+    c.expect(200, to("GET /api/v1/change-requests").by(admin), Empty)
+        .await;
+    c.expect(
+        200,
+        to("GET /api/v1/change-requests/{id}").at(&first).by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        404,
+        to("GET /api/v1/change-requests/{id}")
+            .at("/api/v1/change-requests/cr_0")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    let reviewer = c
+        .expect(
+            201,
+            to(tokens).by(admin),
+            Json(json!({"name": "reviewer", "scope": "admin"})),
+        )
+        .await;
+    let reviewer = reviewer.body["secret"].as_str().unwrap().to_owned();
+    let approve = "POST /api/v1/change-requests/{id}/approve";
+    let first_approve = format!("{first}/approve");
+    c.expect(409, to(approve).at(&first_approve).by(admin), Empty)
+        .await;
+    c.expect(
+        200,
+        to(approve).at(&first_approve).by(&reviewer),
+        Json(json!({"apply": false})),
+    )
+    .await;
+    let apply = "POST /api/v1/change-requests/{id}/apply";
+    c.expect(
+        200,
+        to(apply).at(&format!("{first}/apply")).by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        409,
+        to(apply).at(&format!("{first}/apply")).by(admin),
+        Empty,
+    )
+    .await;
+    let explicit = c
+        .expect(
+            201,
+            to("POST /api/v1/change-requests").by(admin),
+            Json(json!({"payload": {"kind": "flag.delete", "key": "gov"}, "reason": "cleanup"})),
+        )
+        .await;
+    let second = format!(
+        "/api/v1/change-requests/{}",
+        explicit.body["id"].as_str().unwrap()
+    );
+    c.expect(
+        200,
+        to("POST /api/v1/change-requests/{id}/reject")
+            .at(&format!("{second}/reject"))
+            .by(&reviewer),
+        Json(json!({"reason": "keep it"})),
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/flags/stale")
+            .at("/api/v1/flags/stale?days=0&all=true")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to("POST /api/v1/flags/{key}/archive")
+            .at("/api/v1/flags/gov/archive")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to("POST /api/v1/flags/{key}/unarchive")
+            .at("/api/v1/flags/gov/unarchive")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        404,
+        to("POST /api/v1/flags/{key}/archive")
+            .at("/api/v1/flags/nope/archive")
+            .by(admin),
+        Empty,
+    )
+    .await;
+
     // Every operation answered with success at least once.
     let all_operations: BTreeSet<String> = operations(&document)
         .into_iter()

@@ -203,6 +203,8 @@ contract!(
     rollout_transitions_are_audited_and_idempotent,
     concurrent_transitions_apply_once,
     webhook_outbox_is_written_with_the_transition,
+    change_requests_apply_once_and_conflict_on_a_moved_base,
+    protection_and_archive_marks_are_audited_writes,
 );
 
 fn change(n: i64) -> Change {
@@ -2316,4 +2318,190 @@ async fn webhook_outbox_is_written_with_the_transition(db: &TestDb) {
         store.delete_webhook(&change(12), &hook.id).await,
         Err(StoreError::NotFound)
     ));
+}
+
+fn change_by(n: i64, actor: &str) -> Change {
+    Change::at(1_700_000_000_000 + n)
+        .by(actor)
+        .because("testing")
+}
+
+async fn change_requests_apply_once_and_conflict_on_a_moved_base(db: &TestDb) {
+    use sluice_core::governance::Requirement;
+    use sluice_server::store::{ChangePayload, ChangeStatus, NewChangeRequest};
+    let store = &*db.store;
+    store
+        .create_flag(&change(1), "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    let requirement = Requirement {
+        environments: vec!["production".into()],
+        required_approvals: 2,
+        allow_self_approval: false,
+    };
+    let request = |definition: FlagDef| NewChangeRequest {
+        payload: ChangePayload::FlagUpdate {
+            key: "checkout".into(),
+            definition,
+        },
+        base_version: 1,
+        requirement: requirement.clone(),
+    };
+    let filed = store
+        .create_change_request(&change_by(2, "tok_author"), &request(boolean_flag("on")))
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(filed.status, ChangeStatus::Pending);
+    assert_eq!(filed.author, "tok_author");
+    // The author may not approve; nor may anyone apply it before its approvals.
+    let refused = store
+        .approve_change_request(&change_by(3, "tok_author"), &filed.id)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::InUse { .. })),
+        "{refused:?}"
+    );
+    let early = store
+        .apply_change_request(&change_by(3, "tok_bob"), &filed.id, None)
+        .await;
+    assert!(matches!(early, Err(StoreError::InUse { .. })), "{early:?}");
+    let before = audit_count(store).await;
+    store
+        .approve_change_request(&change_by(4, "tok_bob"), &filed.id)
+        .await
+        .unwrap();
+    let approved = store
+        .approve_change_request(&change_by(5, "tok_carol"), &filed.id)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(approved.status, ChangeStatus::Approved);
+    let version_before_apply = store.config_version().await.unwrap();
+    let applied = store
+        .apply_change_request(&change_by(6, "tok_carol"), &filed.id, None)
+        .await
+        .unwrap();
+    assert_eq!(applied.value.status, ChangeStatus::Applied);
+    assert_eq!(applied.config_version, version_before_apply + 1);
+    assert_eq!(applied.value.applied_version, Some(applied.config_version));
+    // Two approvals and one application: three records, the last on the flag itself.
+    assert_eq!(audit_count(store).await, before + 3);
+    let newest = store
+        .list_audit(&AuditFilter {
+            limit: Some(1),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest[0].action, "flag.update");
+    assert_eq!(newest[0].resource, "flag:checkout");
+    assert!(newest[0].reason.as_deref().unwrap().contains(&filed.id));
+    let flag = store.get_flag("checkout").await.unwrap();
+    assert_eq!(flag.version, 2);
+    assert_eq!(flag.definition.default_variant, "on");
+    // Applying twice is refused.
+    let again = store
+        .apply_change_request(&change_by(7, "tok_carol"), &filed.id, None)
+        .await;
+    assert!(matches!(again, Err(StoreError::InUse { .. })), "{again:?}");
+
+    // A request based on version 1, applied after the flag moved to 2: a conflict that
+    // changes nothing.
+    let stale = store
+        .create_change_request(&change_by(8, "tok_author"), &request(boolean_flag("off")))
+        .await
+        .unwrap()
+        .value;
+    for (n, approver) in [(9, "tok_bob"), (10, "tok_carol")] {
+        store
+            .approve_change_request(&change_by(n, approver), &stale.id)
+            .await
+            .unwrap();
+    }
+    let count = audit_count(store).await;
+    let version = store.config_version().await.unwrap();
+    let conflict = store
+        .apply_change_request(&change_by(11, "tok_carol"), &stale.id, None)
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict { current: 2 })),
+        "{conflict:?}"
+    );
+    assert_eq!(audit_count(store).await, count);
+    assert_eq!(store.config_version().await.unwrap(), version);
+    assert_eq!(store.get_flag("checkout").await.unwrap().version, 2);
+    assert_eq!(
+        store.get_change_request(&stale.id).await.unwrap().status,
+        ChangeStatus::Approved
+    );
+    // A rejected request is closed.
+    store
+        .reject_change_request(&change_by(12, "tok_bob"), &stale.id)
+        .await
+        .unwrap();
+    let listed = store
+        .list_change_requests(Some(ChangeStatus::Rejected), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, stale.id);
+    assert_eq!(store.list_change_requests(None, 10).await.unwrap().len(), 2);
+}
+
+async fn protection_and_archive_marks_are_audited_writes(db: &TestDb) {
+    use sluice_core::governance::Protection;
+    let store = &*db.store;
+    assert!(store.protections().await.unwrap().is_empty());
+    let protection = Protection {
+        required_approvals: 2,
+        allow_self_approval: false,
+    };
+    let before = audit_count(store).await;
+    let set = store
+        .set_protection(&change(1), "production", protection, Some(0))
+        .await
+        .unwrap();
+    assert_eq!(set.value.version, 1);
+    // Setting the same again writes nothing; a stale version conflicts.
+    store
+        .set_protection(&change(2), "production", protection, None)
+        .await
+        .unwrap();
+    let stale = store
+        .set_protection(&change(3), "production", protection, Some(0))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { current: 1 })),
+        "{stale:?}"
+    );
+    assert_eq!(audit_count(store).await, before + 1);
+    let all = store.protections().await.unwrap();
+    assert_eq!(all["production"].protection, protection);
+    assert!(matches!(
+        store.protection("nowhere").await,
+        Err(StoreError::NotFound)
+    ));
+
+    store
+        .create_flag(&change(4), "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    let archived = store
+        .archive_flag(&change(5), "checkout", true)
+        .await
+        .unwrap();
+    assert_eq!(archived.value, Some(1_700_000_000_005));
+    let activity = store.flag_activity().await.unwrap();
+    assert_eq!(activity.len(), 1);
+    assert_eq!(activity[0].archived_ms, Some(1_700_000_000_005));
+    // Archiving is not a change of the flag; never reported means never evaluated.
+    assert_eq!(activity[0].last_changed_ms, 1_700_000_000_004);
+    assert_eq!(activity[0].last_evaluated_ms, None);
+    store
+        .archive_flag(&change(6), "checkout", false)
+        .await
+        .unwrap();
+    assert_eq!(store.flag_activity().await.unwrap()[0].archived_ms, None);
+    assert_eq!(audit_count(store).await, before + 4);
 }

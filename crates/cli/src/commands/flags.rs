@@ -1,4 +1,5 @@
-//! `sluice flags list|get|kill|restore`: read flags on a server and flip their kill switch.
+//! `sluice flags list|get|kill|restore|stale|archive`: read flags on a server, flip their
+//! kill switch, list stale flags with their reasons, and archive them.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,6 +30,28 @@ enum Command {
     Kill(Switch),
     /// Turn a killed flag back on in one environment: its rules apply again.
     Restore(Switch),
+    /// List stale flags with the reason for each: at 0% or 100% in every environment and
+    /// unchanged for N days, not evaluated by any SDK for N days, or past its `expires` date.
+    Stale {
+        /// The window in days.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// List every flag with its lifecycle stage (active, rolled-out, stale, archived).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Archive a flag (or, with --undo, unarchive it): it leaves the stale list; how it is
+    /// served does not change.
+    Archive {
+        /// The flag key.
+        key: String,
+        /// Unarchive instead.
+        #[arg(long)]
+        undo: bool,
+        /// Why, for the audit log.
+        #[arg(long, short)]
+        reason: Option<String>,
+    },
 }
 
 /// The flag, the environment and why, for `kill` and `restore`.
@@ -87,12 +110,33 @@ pub fn run(args: &Args, client: &Client, json: bool) -> anyhow::Result<ExitCode>
         }
         Command::Kill(switch) | Command::Restore(switch) => {
             let enabled = matches!(args.command, Command::Restore(_));
-            let reply =
-                client.set_enabled(&switch.key, &switch.env, switch.reason.as_deref(), enabled)?;
+            let verb = if enabled { "restore" } else { "kill" };
+            let mut query = vec![("env", switch.env.as_str())];
+            if let Some(reason) = &switch.reason {
+                query.push(("reason", reason.as_str()));
+            }
+            let reply = client.call(
+                reqwest::Method::POST,
+                &["api", "v1", "flags", &switch.key, verb],
+                &query,
+                None,
+            )?;
             if json {
                 return print_json(&mut stdout, &reply.json).map(|()| ExitCode::SUCCESS);
             }
-            let flag = &reply.data;
+            if let Some(request) = reply.json.get("changeRequest") {
+                writeln!(
+                    stdout,
+                    "{} is protected: change request {} waits for {} approval(s); see `sluice changes show {}`.",
+                    switch.env,
+                    request["id"].as_str().unwrap_or("?"),
+                    request["approvalsNeeded"],
+                    request["id"].as_str().unwrap_or("?"),
+                )?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let flag: StoredFlag = serde_json::from_value(reply.json.clone())
+                .context("the server's answer is not a flag")?;
             let now = on_off(enabled_in(&flag.definition, &switch.env));
             let what = if enabled {
                 "restored: its rules and default apply again"
@@ -106,6 +150,64 @@ pub fn run(args: &Args, client: &Client, json: bool) -> anyhow::Result<ExitCode>
                 "{} in {}: {what} (now {now}, flag version {}).",
                 flag.key, switch.env, flag.version
             )?;
+        }
+        Command::Stale { days, all } => {
+            let days_text = days.to_string();
+            let mut query = vec![("days", days_text.as_str())];
+            if *all {
+                query.push(("all", "true"));
+            }
+            let reply = client.call(
+                reqwest::Method::GET,
+                &["api", "v1", "flags", "stale"],
+                &query,
+                None,
+            )?;
+            if json {
+                return print_json(&mut stdout, &reply.json).map(|()| ExitCode::SUCCESS);
+            }
+            let flags = reply.json["flags"].as_array().cloned().unwrap_or_default();
+            if flags.is_empty() {
+                writeln!(stdout, "No stale flags (window: {days} days).")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut rows = table(&["KEY", "STAGE", "WHY", "LAST CHANGED", "LAST EVALUATED"]);
+            for flag in &flags {
+                let reasons: Vec<&str> = flag["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["message"].as_str())
+                    .collect();
+                rows.add_row(vec![
+                    flag["key"].as_str().unwrap_or("").to_owned(),
+                    flag["stage"].as_str().unwrap_or("").to_owned(),
+                    reasons.join("; "),
+                    time(flag["lastChangedMs"].as_i64().unwrap_or(0)),
+                    flag["lastEvaluatedMs"]
+                        .as_i64()
+                        .map_or_else(|| "never".to_owned(), time),
+                ]);
+            }
+            print_table(&mut stdout, &rows)?;
+        }
+        Command::Archive { key, undo, reason } => {
+            let verb = if *undo { "unarchive" } else { "archive" };
+            let reply = client.call(
+                reqwest::Method::POST,
+                &["api", "v1", "flags", key, verb],
+                &[],
+                Some(&serde_json::json!({ "reason": reason })),
+            )?;
+            if json {
+                return print_json(&mut stdout, &reply.json).map(|()| ExitCode::SUCCESS);
+            }
+            let state = if reply.json["archived"].as_bool().unwrap_or(false) {
+                "archived"
+            } else {
+                "not archived"
+            };
+            writeln!(stdout, "{key}: {state}.")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -101,6 +101,7 @@ async fn import(
         let diff = sluice_core::diff::diff(&current.file, &file);
         return Ok(Json(json!({"dryRun": true, "changes": diff})).into_response());
     }
+    refuse_protected(&state, &file).await?;
     let committed = state
         .store()
         .import(&change(&caller, &headers, query.reason), &file, expected)
@@ -111,4 +112,46 @@ async fn import(
         Json(json!({"configVersion": committed.config_version, "summary": committed.value})),
     )
         .into_response())
+}
+
+/// Refuses an import that would change a protected environment: change requests are per
+/// flag or segment, so such changes go through the flag and segment routes instead.
+async fn refuse_protected(state: &AppState, file: &sluice_core::FlagFile) -> Result<(), ApiError> {
+    let protections = state.store().protections().await?;
+    if protections.is_empty() {
+        return Ok(());
+    }
+    let current = state.store().snapshot(None).await?.file;
+    let environments: Vec<String> = current.environments.clone().unwrap_or_default();
+    let mut touched: Vec<String> = Vec::new();
+    let segments_changed = current.segments.len() != file.segments.len()
+        || current
+            .segments
+            .iter()
+            .any(|(name, def)| file.segments.get(name) != Some(def));
+    if segments_changed {
+        touched.extend(environments.iter().cloned());
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        current.flags.keys().chain(file.flags.keys()).collect();
+    for key in keys {
+        touched.extend(sluice_core::governance::flag_touches(
+            current.flags.get(key),
+            file.flags.get(key),
+            &environments,
+        ));
+    }
+    let protected: std::collections::BTreeSet<&String> = touched
+        .iter()
+        .filter(|name| protections.contains_key(*name))
+        .collect();
+    if protected.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = protected.iter().map(|n| n.as_str()).collect();
+    Err(ApiError::Conflict(format!(
+        "this import changes protected environment(s) {}: change those flags and segments \
+         one by one, as change requests",
+        names.join(", ")
+    )))
 }

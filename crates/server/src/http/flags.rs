@@ -2,6 +2,8 @@
 //!
 //! Reads return an `ETag` with the flag's version; writes may send `If-Match` with it and
 //! get 412 when it is stale. In GitOps mode files own the flags and every write is refused.
+//! A write that changes a protected environment files a change request instead and answers
+//! 202 ([`crate::http::changes`]); turning a flag off never does.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,10 +15,11 @@ use serde_json::json;
 use sluice_core::model::FlagDef;
 
 use crate::http::auth::Caller;
+use crate::http::changes::gate;
 use crate::http::error::ApiError;
 use crate::http::{JsonBody, change, if_match, refuse_in_gitops, versioned};
 use crate::state::AppState;
-use crate::store::StoredFlag;
+use crate::store::{ChangePayload, StoredFlag};
 
 /// Flag routes.
 pub fn router() -> Router<AppState> {
@@ -79,6 +82,13 @@ async fn create(
     caller.admin()?;
     refuse_in_gitops(&state)?;
     sluice_core::check_key(&key).map_err(ApiError::BadRequest)?;
+    let payload = ChangePayload::FlagCreate {
+        key: key.clone(),
+        definition: definition.clone(),
+    };
+    if let Some(accepted) = gate(&state, &caller, &headers, payload, None, None).await? {
+        return Ok(accepted);
+    }
     let committed = state
         .store()
         .create_flag(&change(&caller, &headers, None), &key, &definition)
@@ -101,6 +111,22 @@ async fn update(
 ) -> Result<Response, ApiError> {
     caller.admin()?;
     refuse_in_gitops(&state)?;
+    let payload = ChangePayload::FlagUpdate {
+        key: key.clone(),
+        definition: definition.clone(),
+    };
+    if let Some(accepted) = gate(
+        &state,
+        &caller,
+        &headers,
+        payload,
+        None,
+        if_match(&headers)?,
+    )
+    .await?
+    {
+        return Ok(accepted);
+    }
     let committed = state
         .store()
         .update_flag(
@@ -127,6 +153,19 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     caller.admin()?;
     refuse_in_gitops(&state)?;
+    let payload = ChangePayload::FlagDelete { key: key.clone() };
+    if let Some(accepted) = gate(
+        &state,
+        &caller,
+        &headers,
+        payload,
+        None,
+        if_match(&headers)?,
+    )
+    .await?
+    {
+        return Ok(accepted);
+    }
     state
         .store()
         .delete_flag(&change(&caller, &headers, None), &key, if_match(&headers)?)
@@ -155,6 +194,26 @@ async fn switch(
 ) -> Result<Response, ApiError> {
     caller.admin()?;
     refuse_in_gitops(&state)?;
+    // Turning a flag off is never gated: an instant kill must stay instant.
+    if enabled {
+        let payload = ChangePayload::FlagRestore {
+            key: key.clone(),
+            environment: switch.env.clone(),
+        };
+        let reason = switch.reason.clone();
+        if let Some(accepted) = gate(
+            &state,
+            &caller,
+            &headers,
+            payload,
+            reason,
+            if_match(&headers)?,
+        )
+        .await?
+        {
+            return Ok(accepted);
+        }
+    }
     let committed = state
         .store()
         .set_flag_enabled(

@@ -21,6 +21,8 @@ use serde_json::{Map, Value, json};
 
 use crate::state::AppState;
 
+mod governance;
+
 /// The document and docs routes.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -226,6 +228,7 @@ pub fn document() -> Value {
             { "name": "stream", "description": "The configuration feed for server SDKs: live, or polled." },
             { "name": "telemetry", "description": "What SDKs report: exposures, errors, latency and events per flag variant, and the configuration each instance applied." },
             { "name": "rollouts", "description": "Staged rollouts: a flag's new variant widened stage by stage, judged on SDK telemetry, rolled back on a failed guardrail." },
+            { "name": "governance", "description": "Protected environments and their change requests, and the flag lifecycle: stale flags and archiving." },
             { "name": "webhooks", "description": "Where rollout transitions are announced, signed with HMAC-SHA256." },
             { "name": "health", "description": "Liveness, readiness, status and metrics." },
             { "name": "docs", "description": "This document and a page that renders it." },
@@ -397,6 +400,10 @@ fn all_paths() -> Value {
     if let Value::Object(rollouts) = rollout_paths() {
         all.extend(rollouts);
     }
+    if let Value::Object(governance) = governance::paths() {
+        all.extend(governance);
+    }
+    governance::mark_gated(&mut all);
     Value::Object(all)
 }
 
@@ -1483,6 +1490,7 @@ fn schemas() -> Value {
         import_schemas(),
         telemetry_schemas(),
         rollout_schemas(),
+        governance::schemas(),
         runtime_schemas(),
         evaluation_schemas(),
     ] {

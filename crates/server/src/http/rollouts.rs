@@ -25,13 +25,15 @@ use sluice_core::rollout::{
 use sluice_core::{Error, ErrorKind, Errors};
 
 use crate::http::auth::Caller;
+use crate::http::changes::{gate, gate_request};
 use crate::http::error::ApiError;
 use crate::http::{JsonBody, change, refuse_in_gitops};
 use crate::rollouts::{RolloutError, current_decision, run_command};
 use crate::state::{AppState, now_ms};
 use crate::store::rollouts::kind_name;
 use crate::store::{
-    NewRollout, RolloutFilter, StoreError, StoredRollout, TokenAccess, TransitionRecord,
+    ChangePayload, GatedCommand, NewRollout, RolloutFilter, StoreError, StoredRollout, TokenAccess,
+    TransitionRecord,
 };
 
 /// Rollout routes.
@@ -213,6 +215,7 @@ async fn create(
     let (treatment, control) = variants(&body, &flag.definition)?;
     let pending = RolloutState::new(plan, &body.flag, &body.env, treatment, control);
     let change = change(&caller, &headers, body.reason.clone());
+    let protected = state.store().protections().await?.contains_key(&body.env);
     let start = match command(
         &pending,
         change.now_ms,
@@ -225,6 +228,10 @@ async fn create(
         Err(CommandError::NeedsApprovals { .. }) => None,
         Err(error) => return Err(ApiError::Conflict(error.to_string())),
     };
+    // In a protected environment the rollout is created pending, and starting it is a
+    // change request.
+    let gated_start = protected && start.is_some();
+    let start = if gated_start { None } else { start };
     let committed = state
         .store()
         .create_rollout(
@@ -238,6 +245,21 @@ async fn create(
         .map_err(|e| store_error(e, &format!("flag `{}`", body.flag)))?;
     state.reload().await.ok();
     let rollout = &committed.value.rollout;
+    if gated_start {
+        let payload = ChangePayload::RolloutCommand {
+            rollout: rollout.id.clone(),
+            command: GatedCommand::Start,
+        };
+        if let Some(filed) =
+            gate_request(&state, &caller, &headers, payload, body.reason, None).await?
+        {
+            let answer = json!({
+                "rollout": view(rollout),
+                "changeRequest": crate::http::changes::view(&filed),
+            });
+            return Ok((StatusCode::ACCEPTED, Json(answer)).into_response());
+        }
+    }
     Ok((StatusCode::CREATED, Json(view(rollout))).into_response())
 }
 
@@ -440,10 +462,36 @@ async fn steer(
     id: String,
     bytes: Bytes,
     kind: Kind,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.admin()?;
     refuse_in_gitops(&state)?;
     let body = command_body(&bytes)?;
+    let gated = match kind {
+        Kind::Start => Some(GatedCommand::Start),
+        Kind::Resume => Some(GatedCommand::Resume),
+        Kind::Promote => Some(GatedCommand::Promote),
+        // Pause, rollback and kill only reduce exposure, and stage approvals are already
+        // approvals: none of them waits for a change request.
+        Kind::Pause | Kind::Rollback | Kind::Kill | Kind::Approve => None,
+    };
+    if let Some(command) = gated {
+        let payload = ChangePayload::RolloutCommand {
+            rollout: id.clone(),
+            command,
+        };
+        if let Some(accepted) = gate(
+            &state,
+            &caller,
+            &headers,
+            payload,
+            body.reason.clone(),
+            None,
+        )
+        .await?
+        {
+            return Ok(accepted);
+        }
+    }
     let change = change(&caller, &headers, body.reason);
     let actor = caller.id().to_owned();
     let reason = change.reason.clone().unwrap_or_default();
@@ -466,7 +514,7 @@ async fn steer(
         .transition
         .as_ref()
         .map_or(Value::Null, history_view);
-    Ok(Json(body))
+    Ok(Json(body).into_response())
 }
 
 macro_rules! command_route {
@@ -477,7 +525,7 @@ macro_rules! command_route {
             headers: HeaderMap,
             Path(id): Path<String>,
             bytes: Bytes,
-        ) -> Result<Json<Value>, ApiError> {
+        ) -> Result<Response, ApiError> {
             steer(state, caller, headers, id, bytes, $kind).await
         }
     };

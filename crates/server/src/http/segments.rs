@@ -1,4 +1,8 @@
 //! `/api/v1/segments`: create, read, update and delete reusable audiences.
+//!
+//! Segments are shared by every environment, so while any environment is protected,
+//! updating or deleting one files a change request (202) instead; creating one does not,
+//! since nothing can refer to a new segment yet.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -9,10 +13,11 @@ use serde_json::json;
 use sluice_core::model::SegmentDef;
 
 use crate::http::auth::Caller;
+use crate::http::changes::gate;
 use crate::http::error::ApiError;
 use crate::http::{JsonBody, change, if_match, refuse_in_gitops, versioned};
 use crate::state::AppState;
-use crate::store::StoredSegment;
+use crate::store::{ChangePayload, StoredSegment};
 
 /// Segment routes.
 pub fn router() -> Router<AppState> {
@@ -93,6 +98,22 @@ async fn update(
 ) -> Result<Response, ApiError> {
     caller.admin()?;
     refuse_in_gitops(&state)?;
+    let payload = ChangePayload::SegmentUpdate {
+        name: name.clone(),
+        definition: definition.clone(),
+    };
+    if let Some(accepted) = gate(
+        &state,
+        &caller,
+        &headers,
+        payload,
+        None,
+        if_match(&headers)?,
+    )
+    .await?
+    {
+        return Ok(accepted);
+    }
     let committed = state
         .store()
         .update_segment(
@@ -119,6 +140,19 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     caller.admin()?;
     refuse_in_gitops(&state)?;
+    let payload = ChangePayload::SegmentDelete { name: name.clone() };
+    if let Some(accepted) = gate(
+        &state,
+        &caller,
+        &headers,
+        payload,
+        None,
+        if_match(&headers)?,
+    )
+    .await?
+    {
+        return Ok(accepted);
+    }
     state
         .store()
         .delete_segment(&change(&caller, &headers, None), &name, if_match(&headers)?)

@@ -20,6 +20,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::audit::{self, AuditFilter, AuditRecord, ChainReport, MAX_AUDIT_PAGE, Verifier};
+use super::governance::{self, ChangeRequest, ChangeStatus, NewChangeRequest, StoredProtection};
+use super::lifecycle::{self, FlagActivity};
 use super::rollouts::{
     self, AppliedRollout, Delivery, DeliveryOutcome, DeliveryStatus, NewRollout, NewWebhook,
     RolloutFilter, StoredRollout, TransitionRecord, Webhook,
@@ -763,6 +765,120 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<DeliveryStatus>, StoreError> {
         rollouts::deliveries(&self.pool, rollout_id, limit).await
+    }
+
+    async fn protections(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, StoredProtection>, StoreError> {
+        governance::protections(&self.pool).await
+    }
+
+    async fn protection(&self, environment: &str) -> Result<StoredProtection, StoreError> {
+        governance::protection(&self.pool, environment).await
+    }
+
+    async fn set_protection(
+        &self,
+        change: &Change,
+        environment: &str,
+        protection: sluice_core::governance::Protection,
+        expected_version: Option<i64>,
+    ) -> Result<Committed<StoredProtection>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = governance::set_protection(
+            write.conn(),
+            change,
+            environment,
+            protection,
+            expected_version,
+        )
+        .await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn create_change_request(
+        &self,
+        change: &Change,
+        request: &NewChangeRequest,
+    ) -> Result<Committed<ChangeRequest>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = governance::create_change(write.conn(), change, request).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn get_change_request(&self, id: &str) -> Result<ChangeRequest, StoreError> {
+        governance::get_change(&self.pool, id).await
+    }
+
+    async fn list_change_requests(
+        &self,
+        status: Option<ChangeStatus>,
+        limit: u32,
+    ) -> Result<Vec<ChangeRequest>, StoreError> {
+        governance::list_changes(&self.pool, status, limit).await
+    }
+
+    async fn approve_change_request(
+        &self,
+        change: &Change,
+        id: &str,
+    ) -> Result<Committed<ChangeRequest>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = governance::approve_change(write.conn(), change, id).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn reject_change_request(
+        &self,
+        change: &Change,
+        id: &str,
+    ) -> Result<Committed<ChangeRequest>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = governance::reject_change(write.conn(), change, id).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn apply_change_request(
+        &self,
+        change: &Change,
+        id: &str,
+        transition: Option<&sluice_core::rollout::Transition>,
+    ) -> Result<Committed<ChangeRequest>, StoreError> {
+        let mut write = self.begin_write().await?;
+        // The audit record names the request, its author and approvers as read in this
+        // transaction.
+        let request = match governance::find_change(write.conn(), id).await {
+            Ok(Some(request)) => request,
+            Ok(None) => {
+                let _ = write.tx.rollback().await;
+                return Err(StoreError::NotFound);
+            }
+            Err(error) => {
+                let _ = write.tx.rollback().await;
+                return Err(error);
+            }
+        };
+        let mut applied = change.clone();
+        applied.reason = Some(governance::applied_reason(&request));
+        let version = write.config_version;
+        let outcome =
+            governance::apply_change(write.conn(), version, &applied, id, transition).await;
+        self.finish(write, &applied, outcome).await
+    }
+
+    async fn flag_activity(&self) -> Result<Vec<FlagActivity>, StoreError> {
+        lifecycle::flag_activity(&self.pool).await
+    }
+
+    async fn archive_flag(
+        &self,
+        change: &Change,
+        key: &str,
+        archived: bool,
+    ) -> Result<Committed<Option<i64>>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = lifecycle::archive_flag(write.conn(), change, key, archived).await;
+        self.finish(write, change, outcome).await
     }
 
     fn subscribe(&self) -> watch::Receiver<i64> {

@@ -265,6 +265,10 @@ pub(super) async fn delete_environment(
         .bind(name)
         .execute(&mut *conn)
         .await?;
+    sqlx::query("DELETE FROM environment_protection WHERE env = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
     // Fails while a flag still overrides this environment.
     validate(conn).await?;
     let entry = Entry {

@@ -154,6 +154,9 @@ struct Fixtures {
     rollouts: [String; 4],
     /// A webhook id that the DELETE route removes.
     webhook: String,
+    /// Change requests by another admin: one to approve (and apply), one to reject, one
+    /// already approved to apply.
+    changes: [String; 3],
 }
 
 /// Every route the router serves. Keep it complete: the sources are checked against it.
@@ -518,7 +521,121 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             Admin,
             Body::Empty,
         ),
+        row(
+            Method::GET,
+            "/api/v1/flags/stale",
+            "/api/v1/flags/stale?days=1",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/flags/{key}/archive",
+            "/api/v1/flags/checkout/archive",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/flags/{key}/unarchive",
+            "/api/v1/flags/checkout/unarchive",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/environments/{name}/protection",
+            "/api/v1/environments/development/protection",
+            Admin,
+            Body::Empty,
+        ),
+        // Last of the writes: protecting an environment gates flag writes after it.
+        row(
+            Method::PUT,
+            "/api/v1/environments/{name}/protection",
+            "/api/v1/environments/development/protection",
+            Admin,
+            json(json!({"requiredApprovals": 2})),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/change-requests",
+            "/api/v1/change-requests",
+            Admin,
+            json(
+                json!({"payload": {"kind": "environment.protect", "name": "development", "protection": {"requiredApprovals": 0, "allowSelfApproval": false}}}),
+            ),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/change-requests",
+            "/api/v1/change-requests",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/change-requests/{id}",
+            &format!("/api/v1/change-requests/{}", fixtures.changes[0]),
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/change-requests/{id}/approve",
+            &format!("/api/v1/change-requests/{}/approve", fixtures.changes[0]),
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/change-requests/{id}/reject",
+            &format!("/api/v1/change-requests/{}/reject", fixtures.changes[1]),
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/change-requests/{id}/apply",
+            &format!("/api/v1/change-requests/{}/apply", fixtures.changes[2]),
+            Admin,
+            Body::Empty,
+        ),
     ]
+}
+
+/// Change requests filed through the store by another admin, each creating a new flag:
+/// one to approve, one to reject, and one already approved (by a third) to apply.
+async fn change_fixtures(app: &TestApp) -> [String; 3] {
+    use sluice_core::governance::Requirement;
+    use sluice_server::store::{Change, ChangePayload, NewChangeRequest};
+    let store = app.state.store();
+    let now = sluice_server::state::now_ms();
+    let mut ids = Vec::new();
+    for key in ["cr-approved", "cr-rejected", "cr-applied"] {
+        let request = NewChangeRequest {
+            payload: ChangePayload::FlagCreate {
+                key: key.into(),
+                definition: serde_json::from_value(boolean_flag()).unwrap(),
+            },
+            base_version: 0,
+            requirement: Requirement {
+                environments: vec!["production".into()],
+                required_approvals: 1,
+                allow_self_approval: false,
+            },
+        };
+        let filed = store
+            .create_change_request(&Change::at(now).by("tok_otheradmin0000"), &request)
+            .await
+            .unwrap();
+        ids.push(filed.value.id);
+    }
+    store
+        .approve_change_request(&Change::at(now).by("tok_reviewer000000"), &ids[2])
+        .await
+        .unwrap();
+    [ids[0].clone(), ids[1].clone(), ids[2].clone()]
 }
 
 /// A three-stage plan; `approval_at` is the stage that needs one approval, if any.
@@ -742,10 +859,12 @@ async fn every_route_answers_only_the_credentials_it_should() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let webhook = body["id"].as_str().unwrap().to_owned();
+    let changes = change_fixtures(&app).await;
     let table = routes(&Fixtures {
         victim_token,
         rollouts,
         webhook,
+        changes,
     });
     let mut problems = Vec::new();
     let mut calls = 0;
@@ -899,6 +1018,7 @@ fn the_route_table_lists_every_route() {
         victim_token: "tok_0".into(),
         rollouts: ["ro_0".into(), "ro_1".into(), "ro_2".into(), "ro_3".into()],
         webhook: "whk_0".into(),
+        changes: ["cr_0".into(), "cr_1".into(), "cr_2".into()],
     };
     let table: BTreeSet<(String, String)> = routes(&fixtures)
         .iter()

@@ -6,6 +6,7 @@ mod api;
 mod auth_matrix;
 mod conformance;
 mod gitops;
+mod governance;
 mod helpers;
 mod hostile;
 mod ofrep;
