@@ -41,6 +41,7 @@ mod evaluation;
 pub mod flagd;
 pub mod model;
 pub mod murmur3;
+pub mod release;
 pub mod rollout;
 pub mod semver_cmp;
 mod source;

@@ -391,7 +391,7 @@ fn items<T: serde::de::DeserializeOwned>(
     found
 }
 
-fn parse_text(text: &str, format: Format) -> Result<Value, Error> {
+pub(crate) fn parse_text(text: &str, format: Format) -> Result<Value, Error> {
     let syntax = |message: String, position: Option<Position>| Error {
         position,
         ..Error::new(ErrorKind::Syntax, Path::root(), message)
