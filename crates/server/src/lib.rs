@@ -12,6 +12,7 @@ pub mod config;
 pub mod configs;
 pub mod http;
 pub mod metrics;
+pub mod releases;
 pub mod rollouts;
 pub mod state;
 pub mod store;

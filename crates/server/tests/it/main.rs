@@ -9,6 +9,7 @@ mod gitops;
 mod helpers;
 mod ofrep;
 mod ofrep_client;
+mod releases;
 mod rollouts;
 mod stream;
 mod telemetry;
