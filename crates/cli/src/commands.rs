@@ -5,6 +5,8 @@ pub mod apply;
 pub mod audit;
 pub mod eval;
 pub mod flags;
+pub mod release;
+pub mod report;
 pub mod rollout;
 pub mod serve;
 pub mod simulate;

@@ -73,6 +73,12 @@ enum Command {
     Token(commands::token::Args),
     /// Start, watch and steer staged rollouts on a server, and see why each one moved.
     Rollout(commands::rollout::Args),
+    /// Releases: create one from a file, see its checklist, record evidence, override,
+    /// start its rollouts, and run a rollback drill.
+    Release(commands::release::Args),
+    /// The learning report: change failure rate, time to full rollout, time to restore and
+    /// rollbacks by cause, split by provenance and risk.
+    Report(commands::report::Args),
     /// Drive the rollout controller and judge with synthetic traffic in virtual time, and
     /// print wrong-rollback and detection rates beside the fixed-horizon floor.
     Simulate(commands::simulate::Args),
@@ -114,6 +120,12 @@ fn main() -> ExitCode {
         Command::Rollout(args) => remote()
             .map_err(anyhow::Error::from)
             .and_then(|client| commands::rollout::run(args, &client, cli.json)),
+        Command::Release(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::release::run(args, &client, cli.json)),
+        Command::Report(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::report::run(args, &client, cli.json)),
     };
     match result {
         Ok(code) => code,
