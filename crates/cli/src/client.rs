@@ -450,6 +450,29 @@ impl Client {
         self.send(request)
     }
 
+    /// `GET` any JSON resource under the API.
+    pub fn get_json(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Reply<Value>, ClientError> {
+        self.call(reqwest::Method::GET, segments, query, None)
+    }
+
+    /// `POST` a JSON body to any resource under the API, waiting at most `timeout` when given.
+    pub fn post_json(
+        &self,
+        segments: &[&str],
+        body: &Value,
+        timeout: Option<Duration>,
+    ) -> Result<Reply<Value>, ClientError> {
+        let mut request = self.http.post(self.url(segments, &[])).json(body);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        self.send(request)
+    }
+
     /// The base URL with `segments` appended (each percent-encoded) and `query` set.
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();

@@ -8,6 +8,8 @@ pub mod env;
 pub mod eval;
 pub mod flags;
 pub mod refs;
+pub mod release;
+pub mod report;
 pub mod rollout;
 pub mod serve;
 pub mod simulate;

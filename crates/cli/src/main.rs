@@ -81,6 +81,12 @@ enum Command {
     /// defined and flags defined but not used, each with file:line. Exits 0 when clean, 1
     /// with findings, 2 on error.
     Refs(commands::refs::Args),
+    /// Releases: create one from a file, see its checklist, record evidence, override,
+    /// start its rollouts, and run a rollback drill.
+    Release(commands::release::Args),
+    /// The learning report: change failure rate, time to full rollout, time to restore and
+    /// rollbacks by cause, split by provenance and risk.
+    Report(commands::report::Args),
     /// Drive the rollout controller and judge with synthetic traffic in virtual time, and
     /// print wrong-rollback and detection rates beside the fixed-horizon floor.
     Simulate(commands::simulate::Args),
@@ -129,6 +135,12 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|client| commands::changes::run(args, &client, cli.json)),
         Command::Refs(args) => commands::refs::run(args, &remote, cli.json),
+        Command::Release(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::release::run(args, &client, cli.json)),
+        Command::Report(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::report::run(args, &client, cli.json)),
     };
     match result {
         Ok(code) => code,

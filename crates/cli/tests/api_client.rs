@@ -805,3 +805,78 @@ fn env_protect_changes_approve_and_flags_stale_through_the_cli() {
         .clone();
     assert_eq!(archived["stage"], "archived");
 }
+
+#[test]
+fn release_create_checklist_override_and_report() {
+    let server = Server::start();
+    let flags = write(
+        server.data.path(),
+        "flags.yaml",
+        "flags:\n  new-checkout:\n    type: boolean\n    variants: { on: true, off: false }\n    default_variant: off\n    off_variant: off\n",
+    );
+    let output = server.sluice(&["apply", &flags.display().to_string(), "--yes"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // A broken release is refused locally, with its line.
+    let bad = write(
+        server.data.path(),
+        "bad.yaml",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/release.yaml"
+        ))
+        .unwrap()
+        .replace("risk: high ", "risk: huge "),
+    );
+    let output = server.sluice(&["release", "create", &bad.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("bad.yaml:10"),
+        "{}",
+        stderr(&output)
+    );
+
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/release.yaml");
+    let output = server.sluice(&["release", "create", example]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("Policy rule `ai-assisted-high`"), "{text}");
+    assert!(text.contains("Gate: shut"), "{text}");
+
+    // The checklist exits 1 while the gate is shut, and names what is missing.
+    let output = server.sluice(&["release", "checklist", "checkout-v2"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("segment `beta-testers` does not exist"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = server.sluice(&[
+        "release",
+        "override",
+        "checkout-v2",
+        "--reason",
+        "drill day",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("OVERRIDDEN by"),
+        "{}",
+        stdout(&output)
+    );
+    let output = server.sluice(&["release", "checklist", "checkout-v2"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+
+    let output = server.sluice(&["release", "list"]);
+    assert!(
+        stdout(&output).contains("overridden"),
+        "{}",
+        stdout(&output)
+    );
+    let output = server.sluice(&["--json", "report"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["report"]["total"]["releases"], 1);
+    assert_eq!(report["report"]["total"]["started"], 0);
+}

@@ -43,6 +43,7 @@ pub mod governance;
 pub mod lifecycle;
 pub mod model;
 pub mod murmur3;
+pub mod release;
 pub mod rollout;
 pub mod semver_cmp;
 mod source;

@@ -35,11 +35,11 @@ mod controller;
 mod decide;
 mod exposure;
 mod judge;
-mod plan;
+pub(crate) mod plan;
 pub mod simulate;
 pub mod stats;
 mod template;
-mod validate;
+pub(crate) mod validate;
 
 pub use controller::{
     ApplyError, Command, CommandError, Phase, RolloutState, Status, Step, Transition,
@@ -62,5 +62,6 @@ pub use plan::{
 };
 pub use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 pub use template::{
-    BETA_ATTRIBUTE, INTERNAL_SEGMENT, Policy, Template, default_guardrails, policy,
+    BETA_ATTRIBUTE, INTERNAL_SEGMENT, Policy, PolicyFile, PolicyRule, RequiredStage, Template,
+    default_guardrails, policy,
 };

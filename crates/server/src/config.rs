@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sluice_core::Format;
+use sluice_core::rollout::PolicyFile;
 
 use crate::http::rate_limit::DEFAULT_RATE_LIMIT;
 use crate::store::StoreUrl;
@@ -66,6 +68,10 @@ pub struct ServeArgs {
     /// comma-separated. Loopback and private addresses are refused otherwise.
     #[arg(long, env = "SLUICE_WEBHOOK_ALLOW", value_delimiter = ',')]
     pub webhook_allow: Option<Vec<String>>,
+    /// A release policy file (YAML or JSON) mapping provenance and risk to a rollout plan;
+    /// the built-in policy when left out. See docs/releases.md.
+    #[arg(long, env = "SLUICE_POLICY")]
+    pub policy: Option<PathBuf>,
 }
 
 /// The same settings, read from the optional config file.
@@ -84,6 +90,7 @@ struct FileSettings {
     rate_limit: Option<u32>,
     rollout_interval: Option<u64>,
     webhook_allow: Option<Vec<String>>,
+    policy: Option<PathBuf>,
 }
 
 /// Why settings could not be loaded.
@@ -135,6 +142,8 @@ pub struct Settings {
     pub rollout_interval: Duration,
     /// Webhook destinations allowed although not public (host names or IP addresses).
     pub webhook_allow: Vec<String>,
+    /// The release policy: the file given, or the built-in one.
+    pub policy: PolicyFile,
 }
 
 impl Settings {
@@ -172,7 +181,12 @@ impl Settings {
                 "request-timeout, header-timeout and heartbeat must be at least 1 second".into(),
             ));
         }
+        let policy = match args.policy.or(file.policy) {
+            Some(path) => read_policy(&path)?,
+            None => PolicyFile::builtin(),
+        };
         Ok(Settings {
+            policy,
             listen: SocketAddr::new(
                 args.bind
                     .or(file.bind)
@@ -201,6 +215,22 @@ impl Settings {
                 .unwrap_or_default(),
         })
     }
+}
+
+fn read_policy(path: &Path) -> Result<PolicyFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => Format::Json,
+        _ => Format::Yaml,
+    };
+    let name = path.display().to_string();
+    PolicyFile::parse(Some(&name), &text, format).map_err(|errors| ConfigError::Parse {
+        path: path.to_owned(),
+        message: errors.to_string(),
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
@@ -242,6 +272,31 @@ mod tests {
         assert_eq!(settings.listen.port(), 9100);
         assert_eq!(settings.body_limit, 2048);
         assert_eq!(settings.heartbeat, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_policy_file_is_read_and_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(&path, "rules:\n  - name: all\n    template: cautious\n").unwrap();
+        let settings = Settings::load(ServeArgs {
+            policy: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(settings.policy.rules[0].name, "all");
+        std::fs::write(
+            &path,
+            "rules:\n  - name: low\n    risk: [low]\n    template: standard\n",
+        )
+        .unwrap();
+        let error = Settings::load(ServeArgs {
+            policy: Some(path),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("no rule covers"), "{error}");
     }
 
     #[test]

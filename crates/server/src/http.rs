@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod ofrep;
 pub mod openapi;
 pub mod rate_limit;
+pub mod releases;
 pub mod rollouts;
 pub mod segments;
 pub mod stream;
@@ -74,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .merge(stream::config_router())
         .merge(telemetry::router())
         .merge(rollouts::router())
+        .merge(releases::router())
         .merge(webhooks::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -81,7 +83,8 @@ pub fn app(state: AppState) -> Router {
         ));
     let streaming = Router::new()
         .merge(ofrep::events_router())
-        .merge(stream::router());
+        .merge(stream::router())
+        .merge(releases::drill_router());
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])

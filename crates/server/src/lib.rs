@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod listen;
 pub mod metrics;
+pub mod releases;
 pub mod rollouts;
 pub mod state;
 pub mod store;

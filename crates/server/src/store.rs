@@ -58,6 +58,7 @@ pub mod audit;
 pub mod governance;
 pub mod lifecycle;
 mod postgres;
+pub mod releases;
 pub mod rollouts;
 mod sql;
 mod sqlite;
@@ -84,6 +85,7 @@ pub use governance::{
 };
 pub use lifecycle::FlagActivity;
 pub use postgres::PgLeaderLock;
+pub use releases::{NewRelease, ReleaseChange, ReleaseEvent, StoredRelease};
 pub use rollouts::{
     AppliedRollout, Delivery, DeliveryOutcome, DeliveryStatus, NewRollout, NewWebhook,
     RolloutFilter, StoredRollout, TransitionRecord, Webhook,
@@ -804,6 +806,44 @@ pub trait Store: Send + Sync + fmt::Debug {
         key: &str,
         archived: bool,
     ) -> Result<Committed<Option<i64>>, StoreError>;
+    /// Creates a release: one event `create` and one audit record `release.create`.
+    /// [`StoreError::AlreadyExists`] when its name is taken.
+    async fn create_release(
+        &self,
+        change: &Change,
+        release: &NewRelease,
+    ) -> Result<Committed<StoredRelease>, StoreError>;
+    /// Changes release `key` (its id or name): evidence, the override (once; then
+    /// [`StoreError::AlreadyExists`]) or an event. One event, one audit record.
+    async fn change_release(
+        &self,
+        change: &Change,
+        key: &str,
+        what: &ReleaseChange,
+    ) -> Result<Committed<(StoredRelease, Option<ReleaseEvent>)>, StoreError>;
+    /// Creates and starts (or leaves pending) a rollout of release `key`, linked to it, in one
+    /// write audited as the rollout's own.
+    async fn start_release_rollout(
+        &self,
+        change: &Change,
+        key: &str,
+        rollout: &NewRollout,
+    ) -> Result<Committed<AppliedRollout>, StoreError>;
+    /// The release whose id or name is `key`.
+    async fn get_release(&self, key: &str) -> Result<StoredRelease, StoreError>;
+    /// Every release, newest first.
+    async fn list_releases(&self) -> Result<Vec<StoredRelease>, StoreError>;
+    /// A release's events, oldest first.
+    async fn release_events(&self, id: &str) -> Result<Vec<ReleaseEvent>, StoreError>;
+    /// The ids of the rollouts a release started, oldest first.
+    async fn release_rollouts(&self, id: &str) -> Result<Vec<String>, StoreError>;
+    /// The release a rollout belongs to: the one that started it, else the newest release
+    /// listing its flag.
+    async fn release_of_rollout(
+        &self,
+        rollout_id: &str,
+        flag: &str,
+    ) -> Result<Option<StoredRelease>, StoreError>;
 
     /// The configuration version, updated after every committed write: by this process's own
     /// writes on SQLite, and by every replica's through `LISTEN/NOTIFY` on PostgreSQL.

@@ -24,39 +24,7 @@ impl RolloutPlan {
     /// Every stage and guardrail is read on its own, so one malformed entry does not hide the
     /// problems of the others, and every error carries its line and column.
     pub fn parse(file: Option<&str>, text: &str, format: Format) -> Result<RolloutPlan, Errors> {
-        let map = SourceMap::build(text);
-        let place = |mut errors: Vec<Error>| {
-            for error in &mut errors {
-                if error.position.is_none() {
-                    error.position = map.locate(&error.path);
-                }
-                if error.file.is_none() {
-                    error.file = file.map(str::to_owned);
-                }
-            }
-            errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
-            Errors(errors)
-        };
-        let value = parse_text(text, format).map_err(|e| place(vec![e]))?;
-        let mut errors: Vec<Error> = map
-            .duplicates()
-            .iter()
-            .map(|path| {
-                Error::new(
-                    ErrorKind::Duplicate,
-                    path.clone(),
-                    "this key appears twice in the same mapping",
-                )
-            })
-            .collect();
-        match RolloutPlan::from_value(value) {
-            Ok(plan) if errors.is_empty() => Ok(plan),
-            Ok(_) => Err(place(errors)),
-            Err(more) => {
-                errors.extend(more);
-                Err(place(errors))
-            }
-        }
+        read_document(file, text, format, RolloutPlan::from_value)
     }
 
     /// Reads and validates a plan from a JSON value, such as an API body.
@@ -389,6 +357,50 @@ fn items<T: serde::de::DeserializeOwned>(
         }
     }
     found
+}
+
+/// Reads a YAML or JSON document with `read`, which checks the value: every error, a key
+/// written twice in one mapping included, carries `file` and its line and column, in the
+/// order they appear in the text.
+pub(crate) fn read_document<T>(
+    file: Option<&str>,
+    text: &str,
+    format: Format,
+    read: impl FnOnce(Value) -> Result<T, Errors>,
+) -> Result<T, Errors> {
+    let map = SourceMap::build(text);
+    let place = |mut errors: Vec<Error>| {
+        for error in &mut errors {
+            if error.position.is_none() {
+                error.position = map.locate(&error.path);
+            }
+            if error.file.is_none() {
+                error.file = file.map(str::to_owned);
+            }
+        }
+        errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
+        Errors(errors)
+    };
+    let value = parse_text(text, format).map_err(|e| place(vec![e]))?;
+    let mut errors: Vec<Error> = map
+        .duplicates()
+        .iter()
+        .map(|path| {
+            Error::new(
+                ErrorKind::Duplicate,
+                path.clone(),
+                "this key appears twice in the same mapping",
+            )
+        })
+        .collect();
+    match read(value) {
+        Ok(read) if errors.is_empty() => Ok(read),
+        Ok(_) => Err(place(errors)),
+        Err(more) => {
+            errors.extend(more.0);
+            Err(place(errors))
+        }
+    }
 }
 
 fn parse_text(text: &str, format: Format) -> Result<Value, Error> {

@@ -10,6 +10,7 @@ mod harness;
 mod openfeature;
 mod overrides;
 mod props;
+mod release_drill;
 mod reload;
 mod rollout_e2e;
 mod secrets;

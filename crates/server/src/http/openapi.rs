@@ -230,6 +230,7 @@ pub fn document() -> Value {
             { "name": "rollouts", "description": "Staged rollouts: a flag's new variant widened stage by stage, judged on SDK telemetry, rolled back on a failed guardrail." },
             { "name": "governance", "description": "Protected environments and their change requests, and the flag lifecycle: stale flags and archiving." },
             { "name": "webhooks", "description": "Where rollout transitions are announced, signed with HMAC-SHA256." },
+            { "name": "releases", "description": "Releases: provenance, risk, rollback procedure, the pre-release checklist that gates promotion, the policy's plan, rollback drills, history and the learning report." },
             { "name": "health", "description": "Liveness, readiness, status and metrics." },
             { "name": "docs", "description": "This document and a page that renders it." },
         ],
@@ -402,6 +403,9 @@ fn all_paths() -> Value {
     }
     if let Value::Object(governance) = governance::paths() {
         all.extend(governance);
+    }
+    if let Value::Object(releases) = release_paths() {
+        all.extend(releases);
     }
     governance::mark_gated(&mut all);
     Value::Object(all)
@@ -1045,6 +1049,162 @@ fn rollout_paths() -> Value {
 /// The rollout and webhook schemas. Nested core types (plans, transitions, decisions) are
 /// described in `docs/statistics.md` and left open here.
 #[allow(clippy::too_many_lines)]
+fn release_paths() -> Value {
+    let id = path_parameter(
+        "id",
+        "The release id (`rel_` and 16 hex digits) or its name.",
+        json!({ "type": "string" }),
+    );
+    let errors = |extra: Value| {
+        let mut responses = json!({
+            "400": response("BadRequest"),
+            "404": response("NotFound"),
+            "422": response("Invalid"),
+        });
+        if let (Value::Object(map), Value::Object(more)) = (&mut responses, extra) {
+            map.extend(more);
+        }
+        responses
+    };
+    let with_ok = |description: &str, body: Value, extra: Value| {
+        let mut responses = errors(extra);
+        if let Value::Object(map) = &mut responses {
+            map.insert("200".into(), json_response(description, body));
+        }
+        responses
+    };
+    json!({
+        "/api/v1/releases": {
+            "get": operation("listReleases", "releases", "List releases", Access::Admin, json!({
+                "description": "Newest first, each with its provenance, risk, the policy rule that chose its plan, and whether its checklist passes.",
+                "responses": { "200": json_response("The releases.", schema("ReleaseList")) },
+            })),
+            "post": operation("createRelease", "releases", "Create a release", Access::Admin, json!({
+                "description": "Takes a release in the release format (docs/releases.md). The server applies its policy (`--policy`, or the built-in one) to the provenance and risk, and stores the effective policy with the rule that chose it and the resulting plan. One audited write (`release.create`).",
+                "requestBody": json_body(schema("ReleaseSpec"), json!({
+                    "name": "checkout-v2", "flags": ["new-checkout"],
+                    "provenance": { "kind": "ai-assisted", "tool": "an assistant", "link": "https://git.example/pr/42", "reviewer": "ana" },
+                    "risk": "high",
+                    "rollback": { "kind": "flag-off", "steps": ["turn new-checkout off"], "expected_time_to_restore": "5m", "data_at_risk": "none", "on_call": "ana" },
+                    "known_limitations": ["no gift cards yet"], "escalation": ["ana", "payments on-call"], "audience": "beta-testers"
+                })),
+                "responses": errors(json!({ "201": json_response("Created, with its effective policy and checklist.", schema("Release")) })),
+            })),
+        },
+        "/api/v1/releases/{id}": {
+            "parameters": [id.clone()],
+            "get": operation("getRelease", "releases", "Read a release, its checklist and its timeline", Access::Admin, json!({
+                "description": "The release, its effective policy and plan, its checklist now, its override (shown for good once given), and its timeline: release events (created, evidence, override, holds, drills) and its rollouts' transitions, oldest first.",
+                "responses": with_ok("The release.", schema("Release"), json!({})),
+            })),
+        },
+        "/api/v1/releases/{id}/checklist": {
+            "parameters": [id.clone()],
+            "get": operation("getReleaseChecklist", "releases", "Evaluate a release's checklist now", Access::Admin, json!({
+                "description": "Each of the six items with whether it passes, from data or from evidence, and what the data says.",
+                "responses": with_ok("The checklist.", schema("ReleaseChecklist"), json!({})),
+            })),
+        },
+        "/api/v1/releases/{id}/evidence": {
+            "parameters": [id.clone()],
+            "post": operation("addReleaseEvidence", "releases", "Record evidence for a checklist item", Access::Admin, json!({
+                "description": "`item` is one of `flag`, `rollback`, `monitoring`, `audience`, `limitations`, `escalation`; `text` or `link` is required. The token's name and id are recorded as who gave it. One audited write (`release.evidence`).",
+                "requestBody": json_body(schema("ReleaseEvidence"), json!({ "item": "monitoring", "link": "https://grafana.example/d/checkout" })),
+                "responses": with_ok("The release.", schema("Release"), json!({})),
+            })),
+        },
+        "/api/v1/releases/{id}/override": {
+            "parameters": [id.clone()],
+            "post": operation("overrideReleaseChecklist", "releases", "Override a failing checklist", Access::Admin, json!({
+                "description": "Opens the gate although items fail; `reason` is required. Audited (`release.override`) and shown on the release for good; a second override is 409.",
+                "requestBody": json_body(schema("ReleaseOverride"), json!({ "reason": "security fix; monitored by hand" })),
+                "responses": with_ok("The release.", schema("Release"), json!({ "409": response("Conflict") })),
+            })),
+        },
+        "/api/v1/releases/{id}/start": {
+            "parameters": [id.clone()],
+            "post": operation("startRelease", "releases", "Start a release's rollouts", Access::Admin, json!({
+                "description": "Starts one rollout per flag in `env` with the release's plan, each linked to the release (one audited write per flag). Promotion past the first stage then waits for the checklist.",
+                "requestBody": json_body(schema("ReleaseStart"), json!({ "env": "production" })),
+                "responses": errors(json!({
+                    "201": json_response("The rollouts started.", json!({ "type": "object" })),
+                    "409": response("Conflict"),
+                })),
+            })),
+        },
+        "/api/v1/releases/{id}/drills": {
+            "parameters": [id.clone()],
+            "post": operation("drillRelease", "releases", "Run a rollback drill", Access::Admin, json!({
+                "description": "Turns the release's flags off in `env`, waits until every SDK instance live there (reported in the last two minutes) has acknowledged the configuration version that did it, or `timeoutSecs` (30 by default, 600 at most), then restores each flag exactly. Reports time-to-kill p50, p99 and max and the instances that never acknowledged, and records the drill on the release. Not under the request timeout.",
+                "requestBody": json_body(schema("ReleaseDrill"), json!({ "env": "staging", "timeoutSecs": 30 })),
+                "responses": with_ok("The drill's report.", schema("DrillReport"), json!({ "409": response("Conflict") })),
+            })),
+        },
+        "/api/v1/reports/releases": {
+            "get": operation("releaseReport", "releases", "The learning report", Access::Admin, json!({
+                "description": "Change failure rate, median time to full rollout, mean time to restore and rollbacks by cause, in total and split by provenance, by risk and by both, each with its counts.",
+                "parameters": [query_parameter("since", "Releases created at or after this time, in Unix milliseconds.", json!({ "type": "integer" }))],
+                "responses": {
+                    "200": json_response("The report.", schema("ReleaseReport")),
+                    "400": response("BadRequest"),
+                },
+            })),
+        },
+    })
+}
+
+fn release_schemas() -> Value {
+    let object = |description: &str| json!({ "type": "object", "description": description });
+    json!({
+        "ReleaseSpec": object("A release in the release format: name, description, flags, provenance {kind, tool, link, reviewer}, risk, guardrails, rollback {kind, commit, steps, expected_time_to_restore, data_at_risk, on_call}, known_limitations, escalation, audience. See docs/releases.md."),
+        "Release": object("A release: id, name, spec, effectivePolicy {rule, reason, template, approvals, minBakeSecs, requiredStages, ...}, plan, stages, checklist, override, evidence, rollouts and, when read alone, timeline."),
+        "ReleaseList": {
+            "type": "object",
+            "required": ["releases"],
+            "properties": { "releases": { "type": "array", "items": { "type": "object" } } },
+        },
+        "ReleaseChecklist": object("items (item, title, passed, source: data|evidence|missing, detail, evidence), passed, override, open."),
+        "ReleaseEvidence": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["item"],
+            "properties": {
+                "item": { "type": "string", "enum": ["flag", "rollback", "monitoring", "audience", "limitations", "escalation"] },
+                "text": { "type": "string" },
+                "link": { "type": "string" },
+            },
+        },
+        "ReleaseOverride": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["reason"],
+            "properties": { "reason": { "type": "string", "minLength": 1 } },
+        },
+        "ReleaseStart": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["env"],
+            "properties": {
+                "env": { "type": "string" },
+                "treatment": { "type": "string" },
+                "control": { "type": "string" },
+                "reason": { "type": "string" },
+            },
+        },
+        "ReleaseDrill": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["env"],
+            "properties": {
+                "env": { "type": "string" },
+                "timeoutSecs": { "type": "number", "exclusiveMinimum": 0, "maximum": 600 },
+            },
+        },
+        "DrillReport": object("release, env, flags, startedMs, killVersion, finishedMs, timeoutMs, timedOut, instances (id, sdk, versionBefore, acknowledgedMs, timeToKillMs), neverAcknowledged, timings {acknowledged, p50Ms, p99Ms, maxMs}, restored, restoreVersion, restoreErrors."),
+        "ReleaseReport": object("since, and report {total, byProvenance, byRisk, byProvenanceAndRisk}, each group with releases, started, failed, changeFailureRate, fullRollouts, medianTimeToFullRolloutMs, restores, meanTimeToRestoreMs, rollbacksByCause."),
+    })
+}
+
 fn rollout_schemas() -> Value {
     let any = json!({});
     let rollout_properties = json!({
@@ -1491,6 +1651,7 @@ fn schemas() -> Value {
         telemetry_schemas(),
         rollout_schemas(),
         governance::schemas(),
+        release_schemas(),
         runtime_schemas(),
         evaluation_schemas(),
     ] {

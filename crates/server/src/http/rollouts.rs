@@ -83,6 +83,9 @@ fn rollout_error(error: RolloutError, what: &str) -> ApiError {
     match error {
         RolloutError::Command(error) => ApiError::Conflict(error.to_string()),
         RolloutError::Store(error) => store_error(error, what),
+        RolloutError::Held(reason) => ApiError::Conflict(format!(
+            "held by the release checklist: {reason}; record evidence, or an admin may override"
+        )),
     }
 }
 

@@ -1,6 +1,11 @@
 //! `tick`: judge every exposed rollout and apply what the judge decides; `run_command`: a
 //! person's instruction; `run_loop`: the leader's timer around both and the webhook outbox.
 //!
+//! A transition that widens exposure (to a later stage, or completion) first asks the release
+//! checklist gate ([`crate::releases::gate`]): while the rollout's release fails its
+//! checklist and has no override, the transition is not applied and the hold is recorded on
+//! the release; a person's promote gets the reason as an error.
+//!
 //! Every transition goes through [`Store::apply_transition`], one transaction that checks the
 //! transition is the next one, so a tick that races another leader, a retried command, or a
 //! replay after a crash never applies anything twice: the loser gets a conflict (or learns
@@ -15,6 +20,7 @@ use sluice_core::rollout::{
     Command, CommandError, StageDecision, TransitionKind, Window, command, step,
 };
 
+use crate::releases::gate::{advances, gate_for, record_hold};
 use crate::rollouts::webhooks::{Deliverer, deliver_due};
 use crate::rollouts::window::gather;
 use crate::state::{AppState, now_ms};
@@ -72,6 +78,9 @@ pub enum RolloutError {
     /// The store failed or refused it.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A release's checklist holds the rollout at its stage.
+    #[error("{0}")]
+    Held(String),
 }
 
 /// Judges every rollout whose new variant is exposed (running, awaiting approval or paused)
@@ -120,6 +129,29 @@ async fn tick_one(store: &dyn Store, rollout: &StoredRollout, now_ms: i64) -> Op
         }
     };
     let transition = step(&rollout.state, now_ms, &window).transition?;
+    if advances(&transition) {
+        match gate_for(store, rollout, now_ms).await {
+            Ok(None) => {}
+            Ok(Some((release, reason))) => {
+                record_hold(store, &release, rollout, &transition, &reason, now_ms).await;
+                return Some(outcome(
+                    Some(transition.kind),
+                    Some(transition.seq),
+                    false,
+                    Some(format!("held: {reason}")),
+                ));
+            }
+            // The gate fails closed: a rollout does not widen on a checklist nobody could read.
+            Err(error) => {
+                return Some(outcome(
+                    Some(transition.kind),
+                    Some(transition.seq),
+                    false,
+                    Some(format!("cannot read the release checklist: {error}")),
+                ));
+            }
+        }
+    }
     let change = Change::at(now_ms).because(transition.evidence.summary.clone());
     let kind = Some(transition.kind);
     let seq = Some(transition.seq);
@@ -161,6 +193,21 @@ pub async fn run_command(
         attempt += 1;
         let rollout = state.store().get_rollout(id).await?;
         let transition = command(&rollout.state, change.now_ms, instruction.clone())?;
+        if advances(&transition)
+            && let Some((release, reason)) =
+                gate_for(state.store(), &rollout, change.now_ms).await?
+        {
+            record_hold(
+                state.store(),
+                &release,
+                &rollout,
+                &transition,
+                &reason,
+                change.now_ms,
+            )
+            .await;
+            return Err(RolloutError::Held(reason));
+        }
         match state
             .store()
             .apply_transition(change, id, &transition)

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use super::audit::{self, AuditFilter, AuditRecord, ChainReport, MAX_AUDIT_PAGE, Verifier};
 use super::governance::{self, ChangeRequest, ChangeStatus, NewChangeRequest, StoredProtection};
 use super::lifecycle::{self, FlagActivity};
+use super::releases::{self, NewRelease, ReleaseChange, ReleaseEvent, StoredRelease};
 use super::rollouts::{
     self, AppliedRollout, Delivery, DeliveryOutcome, DeliveryStatus, NewRollout, NewWebhook,
     RolloutFilter, StoredRollout, TransitionRecord, Webhook,
@@ -879,6 +880,63 @@ impl Store for SqlStore {
         let mut write = self.begin_write().await?;
         let outcome = lifecycle::archive_flag(write.conn(), change, key, archived).await;
         self.finish(write, change, outcome).await
+    }
+
+    async fn create_release(
+        &self,
+        change: &Change,
+        release: &NewRelease,
+    ) -> Result<Committed<StoredRelease>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = releases::create(write.conn(), change, release).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn change_release(
+        &self,
+        change: &Change,
+        key: &str,
+        what: &ReleaseChange,
+    ) -> Result<Committed<(StoredRelease, Option<ReleaseEvent>)>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = releases::update(write.conn(), change, key, what).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn start_release_rollout(
+        &self,
+        change: &Change,
+        key: &str,
+        rollout: &NewRollout,
+    ) -> Result<Committed<AppliedRollout>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let version = write.config_version;
+        let outcome = releases::start_rollout(write.conn(), version, change, key, rollout).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn get_release(&self, key: &str) -> Result<StoredRelease, StoreError> {
+        releases::get(&self.pool, key).await
+    }
+
+    async fn list_releases(&self) -> Result<Vec<StoredRelease>, StoreError> {
+        releases::list(&self.pool).await
+    }
+
+    async fn release_events(&self, id: &str) -> Result<Vec<ReleaseEvent>, StoreError> {
+        releases::events(&self.pool, id).await
+    }
+
+    async fn release_rollouts(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        releases::rollouts(&self.pool, id).await
+    }
+
+    async fn release_of_rollout(
+        &self,
+        rollout_id: &str,
+        flag: &str,
+    ) -> Result<Option<StoredRelease>, StoreError> {
+        releases::of_rollout(&self.pool, rollout_id, flag).await
     }
 
     fn subscribe(&self) -> watch::Receiver<i64> {

@@ -499,6 +499,73 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             Admin,
             json(json!({"reason": "matrix"})),
         ),
+        // Releases: admin only.
+        row(
+            Method::GET,
+            "/api/v1/releases",
+            "/api/v1/releases",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/releases",
+            "/api/v1/releases",
+            Admin,
+            json(json!({
+                "name": "matrix-new", "flags": ["ro-release"], "provenance": {"kind": "human"},
+                "risk": "low", "rollback": {"kind": "flag-off"}
+            })),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/releases/{id}",
+            "/api/v1/releases/matrix-release",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/releases/{id}/checklist",
+            "/api/v1/releases/matrix-release/checklist",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/releases/{id}/evidence",
+            "/api/v1/releases/matrix-release/evidence",
+            Admin,
+            json(json!({"item": "monitoring", "text": "matrix"})),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/releases/{id}/override",
+            "/api/v1/releases/matrix-release/override",
+            Admin,
+            json(json!({"reason": "matrix"})),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/releases/{id}/start",
+            "/api/v1/releases/matrix-release/start",
+            Admin,
+            json(json!({"env": "staging"})),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/releases/{id}/drills",
+            "/api/v1/releases/matrix-release/drills",
+            Admin,
+            json(json!({"env": "development", "timeoutSecs": 0.2})),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/reports/releases",
+            "/api/v1/reports/releases",
+            Admin,
+            Body::Empty,
+        ),
         // Webhooks: admin only.
         row(
             Method::GET,
@@ -860,6 +927,29 @@ async fn every_route_answers_only_the_credentials_it_should() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let webhook = body["id"].as_str().unwrap().to_owned();
     let changes = change_fixtures(&app).await;
+    app.create_flag("ro-release", boolean_flag()).await;
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v1/segments/internal",
+            json!({"include": ["staff-1"]}),
+        )
+        .await;
+    assert!(
+        status == StatusCode::CREATED || status == StatusCode::CONFLICT,
+        "{body}"
+    );
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v1/releases",
+            json!({
+                "name": "matrix-release", "flags": ["ro-release"], "provenance": {"kind": "human"},
+                "risk": "low", "rollback": {"kind": "flag-off"}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let table = routes(&Fixtures {
         victim_token,
         rollouts,

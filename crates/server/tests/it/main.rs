@@ -11,6 +11,7 @@ mod helpers;
 mod hostile;
 mod ofrep;
 mod ofrep_client;
+mod releases;
 mod rollouts;
 mod stream;
 mod telemetry;

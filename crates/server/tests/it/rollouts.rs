@@ -665,6 +665,16 @@ async fn webhooks_to_private_destinations_are_refused() {
         "http://10.0.0.1/x",
         "http://[::1]/x",
         "http://169.254.169.254/latest",
+        // Other notations of loopback and link-local: decimal, octal, hex, short forms,
+        // IPv4-mapped IPv6, and the unspecified address.
+        "http://2130706433/x",
+        "http://0177.0.0.1/x",
+        "http://0x7f.0.0.1/x",
+        "http://127.1/x",
+        "http://0/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://[::ffff:a9fe:a9fe]/x",
+        "http://2852039166/latest",
     ] {
         let (status, body) = app
             .admin_json(Method::POST, "/api/v1/webhooks", json!({"url": url}))
