@@ -1499,6 +1499,7 @@ fn metrics_batch(
         buckets,
         crashes: Vec::new(),
         dropped: 0,
+        shadow: Vec::new(),
     }
 }
 

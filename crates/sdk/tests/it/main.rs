@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod corpus;
+mod experiment;
 mod file_mode;
 mod harness;
 #[cfg(feature = "openfeature")]
