@@ -43,6 +43,7 @@ pub mod model;
 pub mod murmur3;
 pub mod rollout;
 pub mod semver_cmp;
+pub mod shadow;
 mod source;
 mod source_map;
 pub mod telemetry;

@@ -64,8 +64,8 @@ use crate::Client;
 use crate::telemetry::Telemetry;
 use crate::telemetry::shadow::{Counted, ShadowObservation};
 
-pub use runner::{MAX_HUNG, QUEUE_CAPACITY, WORKERS};
 pub(crate) use runner::Runner;
+pub use runner::{MAX_HUNG, QUEUE_CAPACITY, WORKERS};
 
 /// How long a candidate may take, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -264,7 +264,11 @@ fn record<T>(
             }
             _ => None,
         };
-        telemetry.shadow(key, sampled.version, observation(&result, sample, telemetry));
+        telemetry.shadow(
+            key,
+            sampled.version,
+            observation(&result, sample, telemetry),
+        );
     }
     if let Some(publish) = publish {
         let _ = guarded(|| publish(&result));
@@ -608,7 +612,10 @@ mod tests {
         assert!(is_candidate_variant("treatment", None));
         assert!(is_candidate_variant("yes", Some(&Value::Bool(true))));
         assert!(!is_candidate_variant("off", Some(&Value::Bool(false))));
-        assert!(!is_candidate_variant("control", Some(&Value::String("on".into()))));
+        assert!(!is_candidate_variant(
+            "control",
+            Some(&Value::String("on".into()))
+        ));
     }
 
     #[test]
@@ -626,7 +633,10 @@ mod tests {
         assert_eq!(classify(&1, &1, Some(true), &eq, None), Ok(Outcome::Match));
         assert_eq!(classify(&1, &2, None, &eq, None), Ok(Outcome::Mismatch));
         let waive = |_: &i32, b: &i32| *b == 2;
-        assert_eq!(classify(&1, &2, None, &eq, Some(&waive)), Ok(Outcome::Ignored));
+        assert_eq!(
+            classify(&1, &2, None, &eq, Some(&waive)),
+            Ok(Outcome::Ignored)
+        );
         let broken = |_: &i32, _: &i32| -> bool { panic!("bad compare") };
         assert!(classify(&1, &2, None, &broken, None).is_err());
     }

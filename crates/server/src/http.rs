@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod environments;
 pub mod error;
+pub mod experiments;
 pub mod files;
 pub mod flags;
 pub mod health;
@@ -70,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .merge(stream::config_router())
         .merge(telemetry::router())
         .merge(rollouts::router())
+        .merge(experiments::router())
         .merge(webhooks::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

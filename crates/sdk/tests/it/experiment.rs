@@ -34,7 +34,10 @@ fn user(i: usize) -> Context {
 
 type Published = Arc<Mutex<Vec<ExperimentResult>>>;
 
-fn collector() -> (Published, impl Fn(&ExperimentResult) + Send + Sync + Clone + 'static) {
+fn collector() -> (
+    Published,
+    impl Fn(&ExperimentResult) + Send + Sync + Clone + 'static,
+) {
     let published: Published = Arc::default();
     let sink = Arc::clone(&published);
     (published, move |result: &ExperimentResult| {
@@ -233,7 +236,8 @@ fn in_the_background_a_hanging_or_panicking_candidate_never_delays_or_changes_th
     // The control path waited for none of the 3-second candidates.
     assert!(slowest < Duration::from_millis(500), "{slowest:?}");
     assert!(
-        wait_until(Duration::from_secs(5), || published.lock().unwrap().len() == 6),
+        wait_until(Duration::from_secs(5), || published.lock().unwrap().len()
+            == 6),
         "{:?}",
         outcomes(&published)
     );

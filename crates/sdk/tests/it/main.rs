@@ -15,6 +15,7 @@ mod reload;
 mod rollout_e2e;
 mod server_faults;
 mod server_mode;
+mod shadow_e2e;
 mod telemetry;
 mod typed;
 
