@@ -345,10 +345,10 @@ mod tests {
         assert_eq!(
             paths(&bad),
             [
-                "shadow[1].startMs",
-                "shadow[1].experiment",
-                "shadow[1].noiseMismatches",
-                "shadow[1].samples[0].control",
+                "shadow[1].startMs: not a multiple of 10000",
+                "shadow[1].experiment: must not be empty",
+                "shadow[1].noiseMismatches: more than noiseComparisons",
+                "shadow[1].samples[0].control: longer than 1024 bytes",
             ]
         );
         bad.shadow.truncate(1);
