@@ -46,6 +46,7 @@ pub mod murmur3;
 pub mod release;
 pub mod rollout;
 pub mod semver_cmp;
+pub mod shadow;
 mod source;
 mod source_map;
 pub mod telemetry;

@@ -7,6 +7,10 @@
 //! evaluations, errors, custom events and latency sketches before sending, so a batch stays
 //! small however busy the application is.
 //!
+//! Shadow experiments (an SDK running a candidate beside the control and comparing them) add
+//! [`ShadowReport`]s per experiment, configuration version and bucket. The field is left out of
+//! the JSON when empty, so a batch without shadow results is byte for byte what it was before.
+//!
 //! The environment is not in the batch: the server token that posts it names it.
 //! `batch_id` makes a retried batch count once. The instance report doubles as an
 //! acknowledgement of the configuration version the SDK applied, which rollback drills read.
@@ -28,6 +32,16 @@ pub const MAX_CRASHES_PER_BATCH: usize = 100;
 
 /// The longest batch id or instance id accepted.
 pub const MAX_ID_LEN: usize = 128;
+
+/// The most shadow reports one batch may carry.
+pub const MAX_SHADOW_PER_BATCH: usize = 1_000;
+
+/// The most mismatching pairs one shadow report may carry.
+pub const MAX_SAMPLES_PER_SHADOW: usize = 3;
+
+/// The longest representation of one side of a mismatching pair, in bytes; an SDK truncates
+/// at a character boundary before this and marks the cut with `…`.
+pub const MAX_SAMPLE_BYTES: usize = 1_024;
 
 /// The start of the bucket holding `unix_ms`.
 pub fn bucket_start(unix_ms: i64) -> i64 {
@@ -53,6 +67,105 @@ pub struct MetricsBatch {
     /// Telemetry the SDK dropped because its buffers were full, since it started.
     #[serde(default)]
     pub dropped: u64,
+    /// Shadow experiment results per experiment, configuration version and bucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<ShadowReport>,
+}
+
+/// What one shadow experiment recorded under one configuration version in one bucket.
+///
+/// Every run that ran the candidate ends in exactly one of: a match, a mismatch, ignored (the
+/// `ignore` hook said the difference does not matter), a candidate error (it panicked) or a
+/// candidate timeout. `noisy` counts candidate comparisons made on a run whose control,
+/// run twice, disagreed with itself: they are not matches or mismatches, because the control
+/// itself was not deterministic there. `noise_comparisons` and `noise_mismatches` count those
+/// control-against-control comparisons (the noise floor).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShadowReport {
+    /// The bucket's start, Unix milliseconds, a multiple of [`BUCKET_MS`].
+    pub start_ms: i64,
+    /// The experiment's key, which is also the key of the flag that samples it.
+    pub experiment: String,
+    /// The configuration version the sampling flag was evaluated under.
+    pub config_version: i64,
+    /// Candidate results equal to the control's.
+    #[serde(default)]
+    pub matches: u64,
+    /// Candidate results different from the control's.
+    #[serde(default)]
+    pub mismatches: u64,
+    /// Differences the `ignore` hook waived.
+    #[serde(default)]
+    pub ignored: u64,
+    /// Candidate comparisons left out because the control disagreed with itself.
+    #[serde(default)]
+    pub noisy: u64,
+    /// Candidate runs that panicked.
+    #[serde(default)]
+    pub candidate_errors: u64,
+    /// Candidate runs that did not finish within the timeout.
+    #[serde(default)]
+    pub candidate_timeouts: u64,
+    /// Candidate runs not made because the background queue was full.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Control-against-control comparisons (the noise floor sample).
+    #[serde(default)]
+    pub noise_comparisons: u64,
+    /// Of those, how many differed.
+    #[serde(default)]
+    pub noise_mismatches: u64,
+    /// How long the control took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_latency: Option<LatencySketch>,
+    /// How long the candidate took when it finished, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_latency: Option<LatencySketch>,
+    /// A few mismatching pairs, for debugging.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<MismatchSample>,
+}
+
+impl ShadowReport {
+    /// How many observations it holds: what is lost if it is dropped.
+    pub fn observations(&self) -> u64 {
+        self.matches
+            + self.mismatches
+            + self.ignored
+            + self.noisy
+            + self.candidate_errors
+            + self.candidate_timeouts
+            + self.dropped
+            + self.noise_comparisons
+    }
+}
+
+/// One mismatching pair, as the experiment's `clean` hook rendered it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MismatchSample {
+    /// When it was recorded, Unix milliseconds.
+    pub at_ms: i64,
+    /// The control's result, at most [`MAX_SAMPLE_BYTES`].
+    pub control: String,
+    /// The candidate's result, at most [`MAX_SAMPLE_BYTES`].
+    pub candidate: String,
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in `…` when cut.
+pub fn truncate_sample(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let ellipsis = '…';
+    let mut end = max.saturating_sub(ellipsis.len_utf8());
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = text[..end].to_owned();
+    cut.push(ellipsis);
+    cut
 }
 
 /// An SDK instance and the configuration version it has applied.
@@ -185,9 +298,12 @@ mod tests {
             }],
             crashes: vec![],
             dropped: 0,
+            shadow: vec![],
         };
         let text = serde_json::to_string(&batch).unwrap();
         assert!(text.contains("\"batchId\":\"b1\""), "{text}");
+        // No shadow results: the field is left out, so older servers read the batch.
+        assert!(!text.contains("shadow"), "{text}");
         let back: MetricsBatch = serde_json::from_str(&text).unwrap();
         assert_eq!(back.buckets[0].exposures, 10);
         assert_eq!(
@@ -198,5 +314,27 @@ mod tests {
 
         let unknown = text.replacen("\"batchId\"", "\"batchID\"", 1);
         assert!(serde_json::from_str::<MetricsBatch>(&unknown).is_err());
+    }
+
+    #[test]
+    fn shadow_reports_round_trip() {
+        let text = r#"{"batchId":"b","instance":{"id":"i","configVersion":3},"sentAtMs":0,
+            "shadow":[{"startMs":10000,"experiment":"pricing-v2","configVersion":3,"matches":9,
+            "mismatches":1,"samples":[{"atMs":1,"control":"1.0","candidate":"1.5"}]}]}"#;
+        let batch: MetricsBatch = serde_json::from_str(text).unwrap();
+        assert_eq!(batch.shadow.len(), 1);
+        assert_eq!(batch.shadow[0].observations(), 10);
+        assert_eq!(batch.shadow[0].samples[0].candidate, "1.5");
+        let again = serde_json::to_string(&batch).unwrap();
+        assert!(again.contains("\"noiseComparisons\":0"), "{again}");
+    }
+
+    #[test]
+    fn samples_are_cut_at_character_boundaries() {
+        assert_eq!(truncate_sample("short", 10), "short");
+        let cut = truncate_sample("ééééé", 6);
+        assert!(cut.len() <= 6, "{cut}");
+        assert_eq!(cut, "é…");
+        assert_eq!(truncate_sample("abcdefgh", 5), "ab…");
     }
 }

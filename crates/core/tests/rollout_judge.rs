@@ -218,6 +218,7 @@ fn impossible_data_is_flagged() {
 #[test]
 fn higher_is_better_metrics_fail_when_they_drop() {
     let conversion = Guardrail {
+        min_samples: None,
         metric: Metric::EventRate("checkout".into()),
         direction: Some(Direction::HigherIsBetter),
         tolerance: Tolerance::relative(0.05),
@@ -245,6 +246,7 @@ fn higher_is_better_metrics_fail_when_they_drop() {
     assert_eq!(rose.outcome, Outcome::Pass, "{}", rose.evidence.summary);
 
     let order_value = Guardrail {
+        min_samples: None,
         metric: Metric::EventMean("order_value".into()),
         direction: Some(Direction::HigherIsBetter),
         tolerance: Tolerance::absolute(1.0, ToleranceUnit::Plain),
@@ -634,4 +636,72 @@ fn decisions_serialize_for_the_audit_log() {
     assert_eq!(evidence["interval"]["scale"], "difference");
     let back: sluice_core::rollout::StageDecision = serde_json::from_value(json).unwrap();
     assert_eq!(back, decision);
+}
+
+fn shadow_guardrail() -> Guardrail {
+    Guardrail {
+        min_samples: Some(10_000),
+        ..Guardrail::new(
+            Metric::ShadowMismatchRate,
+            Tolerance::absolute(0.001, ToleranceUnit::Points),
+        )
+    }
+}
+
+#[test]
+fn the_shadow_mismatch_rate_is_one_rate_against_an_absolute_bound() {
+    let config = JudgeConfig {
+        alpha: 0.05,
+        tuning: 5000.0,
+        min_samples: 100,
+    };
+    let guardrail = shadow_guardrail();
+    // Control arm: the noise floor, reported only.
+    let data = |n, k| rates((500, 0), (n, k));
+    // No mismatches in 12,000 comparisons: under 0.1% with room to spare.
+    let verdict = judge(&guardrail, Some(&data(12_000, 0)), &config);
+    assert_eq!(
+        verdict.outcome,
+        Outcome::Pass,
+        "{}",
+        verdict.evidence.summary
+    );
+    assert_eq!(verdict.evidence.test, TestKind::RateSequence);
+    assert_eq!(verdict.evidence.interval.unwrap().scale, Scale::Rate);
+    assert_eq!(verdict.evidence.min_samples, 10_000);
+    assert_eq!(verdict.evidence.control, Some(0.0));
+    // The same rate short of the guardrail's own minimum of comparisons holds.
+    let verdict = judge(&guardrail, Some(&data(5_000, 0)), &config);
+    assert_eq!(
+        verdict.outcome,
+        Outcome::Inconclusive(Inconclusive::NotEnoughData),
+        "{}",
+        verdict.evidence.summary
+    );
+    // 1% mismatches fails early, well before the minimum.
+    let verdict = judge(&guardrail, Some(&data(2_000, 20)), &config);
+    assert_eq!(
+        verdict.outcome,
+        Outcome::Fail,
+        "{}",
+        verdict.evidence.summary
+    );
+    assert!(
+        verdict.evidence.summary.contains("20 of 2000")
+            || verdict.evidence.summary.contains("of 2000 comparisons")
+    );
+    // 0.1% exactly never passes: the interval straddles the bound.
+    let verdict = judge(&guardrail, Some(&data(20_000, 20)), &config);
+    assert_eq!(
+        verdict.outcome,
+        Outcome::Inconclusive(Inconclusive::Holding),
+        "{}",
+        verdict.evidence.summary
+    );
+    // Impossible data.
+    let verdict = judge(&guardrail, Some(&data(10, 11)), &config);
+    assert_eq!(
+        verdict.outcome,
+        Outcome::Inconclusive(Inconclusive::InvalidData)
+    );
 }

@@ -84,9 +84,14 @@ impl Snapshot {
         self.counters.as_ref()
     }
 
+    /// The server's configuration version; `None` for a file.
+    pub(crate) fn version(&self) -> Option<i64> {
+        self.version
+    }
+
     /// Counts an exposure of what `evaluation` served, with telemetry on.
     #[inline]
-    fn expose(&self, evaluation: &Evaluation<'_>) {
+    pub(crate) fn expose(&self, evaluation: &Evaluation<'_>) {
         if let Some(counters) = &self.counters
             && let Some((flag, slot)) = counters.locate(evaluation)
         {
@@ -172,6 +177,8 @@ pub(crate) struct Inner {
     background: Mutex<Option<Box<dyn Send>>>,
     /// Telemetry, for a server client with telemetry on.
     telemetry: Option<Arc<Telemetry>>,
+    /// The shadow experiment workers, started by the first background experiment.
+    shadow: OnceLock<crate::experiment::Runner>,
 }
 
 impl Inner {
@@ -195,7 +202,13 @@ impl Inner {
             installing: Mutex::new(()),
             background: Mutex::new(None),
             telemetry,
+            shadow: OnceLock::new(),
         }
+    }
+
+    /// The shadow workers, started on first use.
+    pub(crate) fn shadow_runner(&self) -> &crate::experiment::Runner {
+        self.shadow.get_or_init(crate::experiment::Runner::start)
     }
 
     pub(crate) fn telemetry(&self) -> Option<&Arc<Telemetry>> {

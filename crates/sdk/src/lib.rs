@@ -46,6 +46,7 @@ mod client;
 mod context;
 mod details;
 mod error;
+pub mod experiment;
 mod file;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -61,6 +62,7 @@ pub use client::{Builder, Client};
 pub use context::ContextBuilder;
 pub use details::{Details, ErrorCode, Rule};
 pub use error::Error;
+pub use experiment::{AsyncExperiment, Experiment, ExperimentResult, Outcome};
 pub use file::{DEFAULT_DEBOUNCE, FileBuilder};
 pub use overrides::{OVERRIDE_PREFIX, Override, OverrideWarning, override_variable};
 pub use server::{

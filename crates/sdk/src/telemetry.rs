@@ -24,6 +24,7 @@ pub(crate) mod batch;
 pub(crate) mod counters;
 pub(crate) mod crash;
 pub(crate) mod flush;
+pub(crate) mod shadow;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -37,6 +38,7 @@ use crate::client::{Client, Snapshot, SnapshotGuard};
 use aggregate::{Aggregator, Key};
 use batch::Contents;
 use counters::Counters;
+use shadow::{ShadowAggregator, ShadowObservation};
 
 pub use crash::{CRASH_FLUSH_BOUND, MAX_MESSAGE_BYTES, install_crash_hook};
 
@@ -85,6 +87,8 @@ pub(crate) struct Telemetry {
     /// Every counter table that a snapshot still uses or that has not been drained since.
     tables: Mutex<Vec<Arc<Counters>>>,
     aggregator: Mutex<Aggregator>,
+    /// Shadow experiment results.
+    shadow: Mutex<ShadowAggregator>,
     applied: AtomicI64,
     dropped: AtomicU64,
     sent: AtomicU64,
@@ -125,6 +129,7 @@ impl Telemetry {
             shards: (cores * 2).next_power_of_two().min(32),
             tables: Mutex::new(Vec::new()),
             aggregator: Mutex::new(Aggregator::default()),
+            shadow: Mutex::new(ShadowAggregator::default()),
             applied: AtomicI64::new(NO_VERSION),
             dropped: AtomicU64::new(0),
             sent: AtomicU64::new(0),
@@ -226,6 +231,7 @@ impl Telemetry {
         let mut contents = Contents {
             reports: Vec::with_capacity(series.len()),
             crashes,
+            shadow: lock(&self.shadow).take(),
         };
         for (key, series) in series {
             let observations = series.observations();
@@ -355,6 +361,25 @@ impl Telemetry {
         let refused = aggregator.crash(&keys, report);
         drop(aggregator);
         self.add_dropped(refused);
+    }
+
+    /// Whether a mismatching pair of `experiment` under `version` would be kept now.
+    pub(crate) fn wants_shadow_sample(&self, experiment: &str, version: i64) -> bool {
+        let start_ms = bucket_start((self.clock)());
+        lock(&self.shadow).wants_sample(start_ms, experiment, version)
+    }
+
+    /// Records one run of a shadow experiment.
+    pub(crate) fn shadow(&self, experiment: &str, version: i64, observation: ShadowObservation) {
+        let start_ms = bucket_start((self.clock)());
+        if !lock(&self.shadow).record(start_ms, experiment, version, observation) {
+            self.add_dropped(1);
+        }
+    }
+
+    /// The wall clock telemetry buckets by, Unix milliseconds.
+    pub(crate) fn clock_ms(&self) -> i64 {
+        (self.clock)()
     }
 
     /// Asks the background thread to flush now; returns the ticket to wait for.

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod changes;
 pub mod environments;
 pub mod error;
+pub mod experiments;
 pub mod files;
 pub mod flags;
 pub mod health;
@@ -76,6 +77,7 @@ pub fn app(state: AppState) -> Router {
         .merge(telemetry::router())
         .merge(rollouts::router())
         .merge(releases::router())
+        .merge(experiments::router())
         .merge(webhooks::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

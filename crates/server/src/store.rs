@@ -60,6 +60,7 @@ pub mod lifecycle;
 mod postgres;
 pub mod releases;
 pub mod rollouts;
+pub mod shadow;
 mod sql;
 mod sqlite;
 mod tables;
@@ -90,6 +91,7 @@ pub use rollouts::{
     AppliedRollout, Delivery, DeliveryOutcome, DeliveryStatus, NewRollout, NewWebhook,
     RolloutFilter, StoredRollout, TransitionRecord, Webhook,
 };
+pub use shadow::ShadowRow;
 pub use telemetry::{Aggregate, AggregateRow, Ingested, InstanceRow, StoredCrash};
 
 /// The PostgreSQL channel that carries the new `config_version` after every committed write.
@@ -677,6 +679,23 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<Vec<AggregateRow>, StoreError>;
     /// SDK instances of `environment` last seen at or after `seen_since_ms`, most recently
     /// seen first, at most `limit`.
+    /// The shadow results of `experiment` in `environment` from the bucket holding
+    /// `since_ms` on, oldest first. See [`shadow`].
+    async fn shadow_metrics(
+        &self,
+        environment: &str,
+        experiment: &str,
+        since_ms: i64,
+    ) -> Result<Vec<ShadowRow>, StoreError>;
+
+    /// The newest mismatching pairs of `experiment` in `environment`, at most `limit`.
+    async fn shadow_samples(
+        &self,
+        environment: &str,
+        experiment: &str,
+        limit: u32,
+    ) -> Result<Vec<sluice_core::telemetry::MismatchSample>, StoreError>;
+
     async fn instances(
         &self,
         environment: &str,

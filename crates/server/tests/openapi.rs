@@ -686,12 +686,19 @@ async fn the_schemas_match_the_core_model() {
     check_struct::<BucketReport>(&document, "BucketReport", bucket.clone());
     check_struct::<InstanceReport>(&document, "InstanceReport", instance.clone());
     check_struct::<CrashReport>(&document, "CrashReport", crash.clone());
+    let shadow = json!({
+        "startMs": 0, "experiment": "f", "configVersion": 1, "matches": 1, "mismatches": 1,
+        "ignored": 0, "noisy": 0, "candidateErrors": 0, "candidateTimeouts": 0, "dropped": 0,
+        "noiseComparisons": 1, "noiseMismatches": 0, "controlLatency": sketch,
+        "candidateLatency": sketch, "samples": [{"atMs": 1, "control": "1", "candidate": "2"}],
+    });
+    check_struct::<sluice_core::telemetry::ShadowReport>(&document, "ShadowReport", shadow.clone());
     check_struct::<MetricsBatch>(
         &document,
         "MetricsBatch",
         json!({
             "batchId": "b", "instance": instance, "sentAtMs": 1, "buckets": [bucket],
-            "crashes": [crash], "dropped": 0,
+            "crashes": [crash], "dropped": 0, "shadow": [shadow],
         }),
     );
 
@@ -1383,6 +1390,23 @@ async fn real_responses_match_the_document() {
     let nowhere = "/api/v1/flags/checkout/metrics?env=nope";
     c.expect(404, to(flag_metrics).at(nowhere).by(admin), Empty)
         .await;
+    let shadow = "GET /api/v1/experiments/{key}/shadow";
+    c.expect(
+        200,
+        to(shadow)
+            .at("/api/v1/experiments/checkout/shadow?env=production")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        400,
+        to(shadow)
+            .at("/api/v1/experiments/checkout/shadow")
+            .by(admin),
+        Empty,
+    )
+    .await;
     let instances = "GET /api/v1/instances";
     let listed = c
         .expect(

@@ -1501,6 +1501,7 @@ fn metrics_batch(
         buckets,
         crashes: Vec::new(),
         dropped: 0,
+        shadow: Vec::new(),
     }
 }
 

@@ -181,6 +181,9 @@ pub enum TestKind {
     /// Always-valid confidence sequence on the difference of the shares of requests slower
     /// than a quantile threshold.
     QuantileExceedanceSequence,
+    /// Always-valid confidence sequence on one rate against an absolute bound (shadow
+    /// mismatches).
+    RateSequence,
 }
 
 impl TestKind {
@@ -194,6 +197,7 @@ impl TestKind {
             TestKind::QuantileExceedanceSequence => {
                 "always-valid confidence sequence, difference of shares slower than the tolerated quantile"
             }
+            TestKind::RateSequence => "always-valid confidence sequence, one rate against a bound",
         }
     }
 }
@@ -207,6 +211,8 @@ pub enum Scale {
     /// For latency: the share of treatment requests slower than the tolerated threshold
     /// minus the share of control requests slower than the control's quantile. Its threshold is 0.
     ExceedanceShare,
+    /// The treatment's rate itself, against an absolute bound (shadow mismatches).
+    Rate,
 }
 
 /// Always-valid bounds, each one-sided at level α.
@@ -278,7 +284,9 @@ pub struct Verdict {
 /// Judges one guardrail on one window's data. `None` means no data arrived for it.
 pub fn judge(guardrail: &Guardrail, data: Option<&MetricData>, config: &JudgeConfig) -> Verdict {
     let kind = guardrail.metric.kind();
+    let shadow = guardrail.metric == Metric::ShadowMismatchRate;
     let test = match kind {
+        MetricKind::Proportion if shadow => TestKind::RateSequence,
         MetricKind::Proportion => TestKind::ProportionSequence,
         MetricKind::Mean => TestKind::MeanSequence,
         MetricKind::Latency(_) => TestKind::QuantileExceedanceSequence,
@@ -305,6 +313,9 @@ pub fn judge(guardrail: &Guardrail, data: Option<&MetricData>, config: &JudgeCon
             Inconclusive::NotEnoughData,
             "no data arrived for this metric in the window".to_owned(),
         ),
+        (MetricKind::Proportion, Some(MetricData::Proportions(arms))) if shadow => {
+            shadow_rate(guardrail, arms, config, blank)
+        }
         (MetricKind::Proportion, Some(MetricData::Proportions(arms))) => {
             proportions(guardrail, arms, config, blank)
         }
@@ -480,6 +491,89 @@ fn proportions(
         config,
         evidence,
     )
+}
+
+/// `shadow_mismatch_rate`: the treatment arm holds the candidate's comparisons (`n`) and
+/// mismatches (`k`); the control arm holds the noise floor (control against itself), reported
+/// but not tested. The rate passes when its always-valid upper bound is under the absolute
+/// bound with at least the guardrail's (or stage's) minimum comparisons, and fails when even
+/// its lower bound is above it.
+fn shadow_rate(
+    guardrail: &Guardrail,
+    arms: &Arms<Proportions>,
+    config: &JudgeConfig,
+    mut evidence: Evidence,
+) -> Verdict {
+    let (n, k) = (arms.treatment.n, arms.treatment.k);
+    let min_samples = guardrail.min_samples.unwrap_or(config.min_samples);
+    evidence.min_samples = min_samples;
+    evidence.n = Arms {
+        control: arms.control.n,
+        treatment: n,
+    };
+    let Some(rate) = stats::proportion(n, k) else {
+        let (why, reason) = if k > n {
+            (
+                Inconclusive::InvalidData,
+                "more mismatches than comparisons",
+            )
+        } else {
+            (Inconclusive::NotEnoughData, "no comparisons yet")
+        };
+        return inconclusive(evidence, why, reason.to_owned());
+    };
+    let bound = guardrail.tolerance.margin(0.0);
+    let noise = (arms.control.n > 0 && arms.control.k <= arms.control.n)
+        .then(|| arms.control.k as f64 / arms.control.n as f64);
+    evidence.control = noise;
+    evidence.treatment = Some(rate.estimate);
+    evidence.threshold = Some(bound);
+    let bounds = rate.bounds(config.alpha, config.tuning);
+    evidence.interval = Some(Interval {
+        lo: bounds.lo,
+        hi: bounds.hi,
+        scale: Scale::Rate,
+    });
+    evidence.p_value = Some(rate.p_value(bound, config.alpha, config.tuning));
+    let noise_text = match noise {
+        Some(noise) => format!(
+            "noise floor {} of {} control-against-control comparisons",
+            Unit::Rate.value(noise),
+            arms.control.n
+        ),
+        None => "no noise floor measured".to_owned(),
+    };
+    let numbers = format!(
+        "{}: {} of {n} comparisons mismatched ({noise_text}), always-valid bounds [{}, {}] at α = {}; bound {}",
+        guardrail.metric,
+        Unit::Rate.value(rate.estimate),
+        Unit::Rate.value(bounds.lo),
+        Unit::Rate.value(bounds.hi),
+        config.alpha,
+        Unit::Rate.value(bound),
+    );
+    let outcome = if n < MIN_SAMPLES_FOR_ANY_VERDICT {
+        Outcome::Inconclusive(Inconclusive::NotEnoughData)
+    } else if bounds.lo > bound {
+        Outcome::Fail
+    } else if bounds.hi < bound && n >= min_samples {
+        Outcome::Pass
+    } else if n < min_samples {
+        Outcome::Inconclusive(Inconclusive::NotEnoughData)
+    } else {
+        Outcome::Inconclusive(Inconclusive::Holding)
+    };
+    let conclusion = match outcome {
+        Outcome::Fail => "fails: even the lower bound is above the bound".to_owned(),
+        Outcome::Pass => "passes: even the upper bound is under the bound".to_owned(),
+        Outcome::Inconclusive(Inconclusive::NotEnoughData) => format!(
+            "not enough data: a pass needs {} comparisons, and has {n}",
+            min_samples.max(MIN_SAMPLES_FOR_ANY_VERDICT)
+        ),
+        Outcome::Inconclusive(_) => "holding: the interval still straddles the bound".to_owned(),
+    };
+    evidence.summary = format!("{numbers}; {conclusion}.");
+    Verdict { outcome, evidence }
 }
 
 fn moments(

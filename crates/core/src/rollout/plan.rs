@@ -716,8 +716,13 @@ pub struct Guardrail {
     /// Which way is better. Built-in metrics are lower-is-better; custom events must say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<Direction>,
-    /// How much worse the new path may be.
+    /// How much worse the new path may be. For `shadow_mismatch_rate`, the absolute bound
+    /// on the mismatch rate (`0.1pp`).
     pub tolerance: Tolerance,
+    /// The fewest samples this guardrail needs for a pass, instead of the stage's
+    /// `min_samples`: for `shadow_mismatch_rate`, the fewest comparisons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_samples: Option<u64>,
 }
 
 impl Guardrail {
@@ -727,6 +732,7 @@ impl Guardrail {
             metric,
             direction: None,
             tolerance,
+            min_samples: None,
         }
     }
 

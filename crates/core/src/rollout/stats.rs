@@ -143,6 +143,23 @@ pub fn proportion_difference(nc: u64, kc: u64, nt: u64, kt: u64) -> Option<Diffe
     })
 }
 
+/// One rate, `k/n`, as a [`Difference`] from zero, so the same always-valid bounds apply.
+///
+/// The standard error uses the adjusted proportion `(k + 1)/(n + 2)`, so that a rate with no
+/// events still has a variance: `√(p̃(1 − p̃)/n)`. `None` when `n` is 0 or `k > n`.
+pub fn proportion(n: u64, k: u64) -> Option<Difference> {
+    if n == 0 || k > n {
+        return None;
+    }
+    let (nf, kf) = (n as f64, k as f64);
+    let adjusted = (kf + 1.0) / (nf + 2.0);
+    Some(Difference {
+        estimate: kf / nf,
+        std_error: (adjusted * (1.0 - adjusted) / nf).sqrt(),
+        n,
+    })
+}
+
 /// The difference of two means from counts, sums and sums of squares (Welch's standard
 /// error, with each arm's sample variance). `None` when an arm has fewer than 2 samples.
 pub fn mean_difference(control: (u64, f64, f64), treatment: (u64, f64, f64)) -> Option<Difference> {

@@ -315,6 +315,19 @@ impl RolloutPlan {
                     );
                 }
             }
+            if guardrail.metric == Metric::ShadowMismatchRate
+                && (guardrail.tolerance.absolute.is_none()
+                    || guardrail.tolerance.relative.is_some())
+            {
+                push(
+                    &mut errors,
+                    ErrorKind::Invalid,
+                    path.key("tolerance"),
+                    "`shadow_mismatch_rate` is judged against an absolute bound on the rate; \
+                     write it as `0.1pp` or `0.001`"
+                        .to_owned(),
+                );
+            }
             if let Some(relative) = guardrail.tolerance.relative
                 && guardrail.direction() == Direction::HigherIsBetter
                 && relative >= 1.0

@@ -10,7 +10,9 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sluice_core::telemetry::{BucketReport, CrashReport, InstanceReport, MetricsBatch};
+use sluice_core::telemetry::{
+    BucketReport, CrashReport, InstanceReport, MetricsBatch, ShadowReport,
+};
 
 use crate::telemetry::aggregate::{Key, Series};
 use crate::telemetry::counters::Counters;
@@ -63,7 +65,13 @@ pub(crate) struct Contents {
     /// Reports with the observations each carries.
     pub(crate) reports: Vec<(BucketReport, u64)>,
     pub(crate) crashes: Vec<CrashReport>,
+    /// Shadow experiment results; they travel in batches of their own.
+    pub(crate) shadow: Vec<ShadowReport>,
 }
+
+/// The most shadow reports in one batch: far below the body limit even with every sampled
+/// pair at its largest.
+pub(crate) const MAX_SHADOW_PER_BATCH: usize = 100;
 
 /// The batches for `contents`: one with no reports when there is nothing (a heartbeat).
 /// Returns them and the observations that could not be sent at any size.
@@ -73,7 +81,11 @@ pub(crate) fn assemble(
     dropped: u64,
     now_ms: i64,
 ) -> (Vec<Pending>, u64) {
-    let Contents { reports, crashes } = contents;
+    let Contents {
+        reports,
+        crashes,
+        shadow,
+    } = contents;
     let mut chunks: Vec<Vec<(BucketReport, u64)>> = Vec::new();
     let mut reports = reports.into_iter().peekable();
     while reports.peek().is_some() {
@@ -97,6 +109,7 @@ pub(crate) fn assemble(
             buckets: chunk.iter().map(|(report, _)| report.clone()).collect(),
             crashes: these_crashes,
             dropped,
+            shadow: Vec::new(),
         };
         let body = match serde_json::to_vec(&batch) {
             Ok(body) => body,
@@ -141,6 +154,7 @@ pub(crate) fn assemble(
             Contents {
                 reports: Vec::new(),
                 crashes: left,
+                shadow: Vec::new(),
             },
             instance,
             dropped,
@@ -148,6 +162,39 @@ pub(crate) fn assemble(
         );
         batches.extend(more);
         refused += lost;
+    }
+    // Shadow results travel in batches of their own, a bounded number of reports each.
+    let mut shadow = shadow.into_iter().peekable();
+    while shadow.peek().is_some() {
+        let chunk: Vec<ShadowReport> = shadow.by_ref().take(MAX_SHADOW_PER_BATCH).collect();
+        let observations: u64 = chunk.iter().map(ShadowReport::observations).sum();
+        let batch = MetricsBatch {
+            batch_id: random_id(),
+            instance: instance.clone(),
+            sent_at_ms: now_ms,
+            buckets: Vec::new(),
+            crashes: Vec::new(),
+            dropped,
+            shadow: chunk,
+        };
+        match serde_json::to_vec(&batch) {
+            Ok(body) if body.len() <= MAX_BODY_BYTES => {
+                let (body, gzip) = compress(body);
+                batches.push(Pending {
+                    id: batch.batch_id,
+                    body,
+                    gzip,
+                    observations,
+                    empty: false,
+                    version: instance.config_version,
+                    attempts: 0,
+                });
+            }
+            _ => {
+                tracing::warn!("shadow results too large to send; dropping them");
+                refused += observations;
+            }
+        }
     }
     (batches, refused)
 }
@@ -252,6 +299,7 @@ mod tests {
         let contents = Contents {
             reports,
             crashes: vec![crash],
+            shadow: Vec::new(),
         };
         let (batches, refused) = assemble(contents, &instance(), 0, 0);
         assert_eq!(refused, 0);
@@ -283,6 +331,34 @@ mod tests {
     }
 
     #[test]
+    fn shadow_reports_travel_in_batches_of_their_own() {
+        let shadow: Vec<ShadowReport> = (0..250)
+            .map(|i| ShadowReport {
+                experiment: format!("e{i}"),
+                matches: 2,
+                mismatches: 1,
+                ..ShadowReport::default()
+            })
+            .collect();
+        let contents = Contents {
+            reports: vec![report("f", 4)],
+            crashes: Vec::new(),
+            shadow,
+        };
+        let (batches, refused) = assemble(contents, &instance(), 0, 0);
+        assert_eq!(refused, 0);
+        assert_eq!(batches.len(), 1 + 3);
+        let parsed: Vec<MetricsBatch> = batches.iter().map(parse).collect();
+        assert!(parsed[0].shadow.is_empty());
+        assert_eq!(parsed[0].buckets.len(), 1);
+        let shadow: usize = parsed.iter().map(|b| b.shadow.len()).sum();
+        assert_eq!(shadow, 250);
+        assert!(parsed[1..].iter().all(|b| b.buckets.is_empty()));
+        let observations: u64 = batches.iter().map(|batch| batch.observations).sum();
+        assert_eq!(observations, 4 + 250 * 3);
+    }
+
+    #[test]
     fn bodies_over_the_size_limit_are_halved() {
         let long = "x".repeat(2_000);
         let reports: Vec<_> = (0..600).map(|i| report(&format!("{long}{i}"), 1)).collect();
@@ -290,6 +366,7 @@ mod tests {
             Contents {
                 reports,
                 crashes: Vec::new(),
+                shadow: Vec::new(),
             },
             &instance(),
             0,

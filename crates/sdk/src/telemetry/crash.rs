@@ -52,7 +52,10 @@ pub fn install_crash_hook(client: &Client) -> bool {
     let weak = Arc::downgrade(telemetry);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if let Some(telemetry) = weak.upgrade() {
+        // A candidate's panic is caught and is the experiment's evidence, not a crash.
+        if !crate::experiment::in_candidate()
+            && let Some(telemetry) = weak.upgrade()
+        {
             telemetry.crash(message(info), location(info));
             telemetry.flush_blocking(CRASH_FLUSH_BOUND);
         }

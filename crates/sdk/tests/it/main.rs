@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod corpus;
+mod experiment;
 mod file_mode;
 mod harness;
 #[cfg(feature = "openfeature")]
@@ -16,6 +17,7 @@ mod rollout_e2e;
 mod secrets;
 mod server_faults;
 mod server_mode;
+mod shadow_e2e;
 mod telemetry;
 mod typed;
 

@@ -229,6 +229,7 @@ pub fn document() -> Value {
             { "name": "telemetry", "description": "What SDKs report: exposures, errors, latency and events per flag variant, and the configuration each instance applied." },
             { "name": "rollouts", "description": "Staged rollouts: a flag's new variant widened stage by stage, judged on SDK telemetry, rolled back on a failed guardrail." },
             { "name": "governance", "description": "Protected environments and their change requests, and the flag lifecycle: stale flags and archiving." },
+            { "name": "experiments", "description": "Shadow experiments: a candidate run beside the control, compared, and never served." },
             { "name": "webhooks", "description": "Where rollout transitions are announced, signed with HMAC-SHA256." },
             { "name": "releases", "description": "Releases: provenance, risk, rollback procedure, the pre-release checklist that gates promotion, the policy's plan, rollback drills, history and the learning report." },
             { "name": "health", "description": "Liveness, readiness, status and metrics." },
@@ -406,6 +407,9 @@ fn all_paths() -> Value {
     }
     if let Value::Object(releases) = release_paths() {
         all.extend(releases);
+    }
+    if let Value::Object(experiments) = experiment_paths() {
+        all.extend(experiments);
     }
     governance::mark_gated(&mut all);
     Value::Object(all)
@@ -851,6 +855,26 @@ fn paths() -> Value {
             "get": operation("docs", "docs", "Interactive documentation", Access::Public, json!({
                 "description": "A page that renders this document and can send requests with a token you paste.",
                 "responses": { "200": { "description": "HTML.", "content": { "text/html": { "schema": { "type": "string" } } } } },
+            })),
+        },
+    })
+}
+
+fn experiment_paths() -> Value {
+    json!({
+        "/api/v1/experiments/{key}/shadow": {
+            "parameters": [path_parameter("key", "The experiment's key: the key of the flag that samples it.", json!({ "type": "string" }))],
+            "get": operation("shadowReport", "experiments", "A shadow experiment's results", Access::Observe, json!({
+                "description": "The experiment's shadow results in the environment since `since` (one day ago by default): the mismatch rate over comparisons with always-valid bounds (the guardrails' confidence sequence, α = 0.05 each side), the noise floor (control against itself), the candidate's error and timeout rates over its runs, both sides' latency, and the newest mismatching pairs. Experiments nobody reported answer with no comparisons, not 404.",
+                "parameters": [
+                    query_parameter("env", "The environment. Required with an admin token; a server token may leave it out or name its own.", json!({ "type": "string" })),
+                    query_parameter("since", "The first bucket's time, in milliseconds since the Unix epoch. One day ago by default.", json!({ "type": "integer", "format": "int64" })),
+                ],
+                "responses": {
+                    "200": json_response("The experiment's shadow results.", json!({ "type": "object", "required": ["experiment", "env", "since", "analysis", "samples"] })),
+                    "400": response("BadRequest"),
+                    "404": response("NotFound"),
+                },
             })),
         },
     })
@@ -1405,6 +1429,39 @@ fn telemetry_schemas() -> Value {
                 "buckets": { "type": "array", "items": schema("BucketReport"), "maxItems": 10_000, "description": "Aggregates per flag, variant, configuration version and bucket." },
                 "crashes": { "type": "array", "items": schema("CrashReport"), "maxItems": 100, "description": "Panics recorded since the last flush." },
                 "dropped": counter("Telemetry the SDK dropped since it started, because its buffers were full."),
+                "shadow": { "type": "array", "items": schema("ShadowReport"), "maxItems": 1_000, "description": "Shadow experiment results per experiment, configuration version and bucket." },
+            },
+        },
+        "ShadowReport": {
+            "type": "object",
+            "description": "What one shadow experiment recorded under one configuration version in one 10-second bucket.",
+            "additionalProperties": false,
+            "required": ["startMs", "experiment", "configVersion"],
+            "properties": {
+                "startMs": millis("The bucket's start, a multiple of 10,000"),
+                "experiment": { "type": "string", "minLength": 1, "maxLength": 256, "description": "The experiment's key: the key of the flag that samples it." },
+                "configVersion": { "type": "integer", "format": "int64", "minimum": 0 },
+                "matches": counter("Candidate results equal to the control's."),
+                "mismatches": counter("Candidate results different from the control's."),
+                "ignored": counter("Differences the `ignore` hook waived."),
+                "noisy": counter("Runs whose control disagreed with itself; not judged."),
+                "candidateErrors": counter("Candidate panics."),
+                "candidateTimeouts": counter("Candidates that did not finish in time."),
+                "dropped": counter("Runs dropped because the background queue was full."),
+                "noiseComparisons": counter("Control-against-control comparisons."),
+                "noiseMismatches": counter("Of those, disagreements."),
+                "controlLatency": { "type": "object", "description": "A DDSketch of the control's latency in ms." },
+                "candidateLatency": { "type": "object", "description": "A DDSketch of the candidate's latency in ms." },
+                "samples": { "type": "array", "maxItems": 3, "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["atMs", "control", "candidate"],
+                    "properties": {
+                        "atMs": millis("When it was recorded"),
+                        "control": { "type": "string", "maxLength": 1024 },
+                        "candidate": { "type": "string", "maxLength": 1024 },
+                    },
+                }, "description": "A few mismatching pairs, as the `clean` hook rendered them." },
             },
         },
         "InstanceReport": {

@@ -205,7 +205,7 @@ fn invalid_batch(errors: Errors) -> ApiError {
 }
 
 /// The environment a read is about: an admin token names it, a server token is bound to it.
-async fn observed_environment(
+pub(crate) async fn observed_environment(
     state: &AppState,
     caller: &Caller,
     requested: Option<&str>,

@@ -12,13 +12,14 @@
 //! | `latency_pNN` | the merged latency sketches (an arm without one is empty) |
 //! | `event_rate{e}` | proportions: exposures, the event's count (capped at exposures) |
 //! | `event_mean{e}` | moments: exposures, the event's sum and sum of squares |
-//! | `shadow_mismatch_rate` | not reported by SDKs yet: no data, so it never passes |
+//! | `shadow_mismatch_rate` | the shadow results of the experiment named like the flag: treatment arm = comparisons and mismatches, control arm = the noise floor (control against itself); judged as one rate against an absolute bound |
 //!
 //! A metric no arm reported anything for is left out, and the judge calls it inconclusive.
 
 use sluice_core::rollout::{
     Arms, Metric, MetricData, Moments, Observation, Proportions, RolloutState, Window,
 };
+use sluice_core::shadow::ShadowTotals;
 use sluice_core::telemetry::BUCKET_MS;
 
 use crate::store::telemetry::arm_totals;
@@ -59,6 +60,20 @@ pub async fn gather(
     }
     rows.retain(|r| r.config_version >= rollout.exposure_version);
     let mut window = window_of(state, &rows);
+    if state
+        .plan
+        .guardrails
+        .iter()
+        .any(|g| g.metric == Metric::ShadowMismatchRate)
+    {
+        let mut shadow = store
+            .shadow_metrics(&state.environment, &state.flag, state.stage_started_ms)
+            .await?;
+        shadow.retain(|r| r.config_version >= rollout.exposure_version);
+        if let Some(observation) = shadow_observation(&crate::store::shadow::totals(&shadow)) {
+            window.metrics.push(observation);
+        }
+    }
     window.elapsed = state.elapsed(now_ms);
     Ok(window)
 }
@@ -86,6 +101,27 @@ pub fn window_of(state: &RolloutState, rows: &[AggregateRow]) -> Window {
         metrics,
         approvals: u32::try_from(state.approvals.len()).unwrap_or(u32::MAX),
     }
+}
+
+/// The `shadow_mismatch_rate` observation of summed shadow results; `None` when nothing was
+/// compared and no noise measured, so the guardrail is inconclusive.
+pub fn shadow_observation(totals: &ShadowTotals) -> Option<Observation> {
+    if totals.comparisons() == 0 && totals.noise_comparisons == 0 {
+        return None;
+    }
+    Some(Observation {
+        metric: Metric::ShadowMismatchRate,
+        data: MetricData::Proportions(Arms {
+            control: Proportions {
+                n: totals.noise_comparisons,
+                k: totals.noise_mismatches.min(totals.noise_comparisons),
+            },
+            treatment: Proportions {
+                n: totals.comparisons(),
+                k: totals.mismatches,
+            },
+        }),
+    })
 }
 
 fn proportions(arms: &Arms<Aggregate>, events: impl Fn(&Aggregate) -> u64) -> MetricData {
@@ -183,5 +219,25 @@ mod tests {
             window.data(&Metric::LatencyP99).is_none(),
             "no sketches, no data"
         );
+    }
+
+    #[test]
+    fn shadow_results_make_the_mismatch_rate_with_the_noise_floor_as_control() {
+        assert!(shadow_observation(&ShadowTotals::default()).is_none());
+        let totals = ShadowTotals {
+            matches: 990,
+            mismatches: 10,
+            ignored: 7,
+            noise_comparisons: 50,
+            noise_mismatches: 1,
+            ..ShadowTotals::default()
+        };
+        match shadow_observation(&totals).map(|o| o.data) {
+            Some(MetricData::Proportions(arms)) => {
+                assert_eq!(arms.treatment, Proportions { n: 1000, k: 10 });
+                assert_eq!(arms.control, Proportions { n: 50, k: 1 });
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -671,6 +671,24 @@ impl Store for SqlStore {
         telemetry::flag_metrics(&self.pool, environment, flag, since_ms, limit).await
     }
 
+    async fn shadow_metrics(
+        &self,
+        environment: &str,
+        experiment: &str,
+        since_ms: i64,
+    ) -> Result<Vec<super::ShadowRow>, StoreError> {
+        super::shadow::shadow_metrics(&self.pool, environment, experiment, since_ms).await
+    }
+
+    async fn shadow_samples(
+        &self,
+        environment: &str,
+        experiment: &str,
+        limit: u32,
+    ) -> Result<Vec<sluice_core::telemetry::MismatchSample>, StoreError> {
+        super::shadow::shadow_samples(&self.pool, environment, experiment, limit).await
+    }
+
     async fn instances(
         &self,
         environment: &str,

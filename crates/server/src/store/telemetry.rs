@@ -32,6 +32,8 @@
 pub(crate) mod sketch;
 mod validate;
 
+pub(crate) use sketch::{check as check_sketch, merge as merge_sketch};
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -329,6 +331,9 @@ async fn record(
         merge_row(conn, backend, environment, *key, aggregate).await?;
     }
     upsert_instance(conn, environment, batch, received_ms).await?;
+    if !batch.shadow.is_empty() {
+        super::shadow::record(conn, backend, environment, &batch.shadow, received_ms).await?;
+    }
     for crash in &batch.crashes {
         insert_crash(conn, environment, &batch.instance.id, crash, received_ms).await?;
     }

@@ -251,6 +251,13 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             Observe,
             Body::Empty,
         ),
+        row(
+            Method::GET,
+            "/api/v1/experiments/{key}/shadow",
+            "/api/v1/experiments/checkout/shadow?env=production",
+            Observe,
+            Body::Empty,
+        ),
         // Admin: reads.
         row(
             Method::GET,

@@ -7,7 +7,7 @@
 
 use sluice_core::telemetry::{
     BUCKET_MS, BucketReport, CrashReport, MAX_BUCKETS_PER_BATCH, MAX_CRASHES_PER_BATCH, MAX_ID_LEN,
-    MetricsBatch,
+    MAX_SAMPLE_BYTES, MAX_SAMPLES_PER_SHADOW, MAX_SHADOW_PER_BATCH, MetricsBatch, ShadowReport,
 };
 use sluice_core::{Error, ErrorKind, Errors, MAX_KEY_LEN, Path};
 
@@ -102,6 +102,20 @@ pub fn validate_batch(batch: &MetricsBatch, received_ms: i64) -> Result<(), Erro
             check_crash(&mut problems, &crashes.index(index), crash);
         }
     }
+    let shadow = root.key("shadow");
+    if batch.shadow.len() > MAX_SHADOW_PER_BATCH {
+        problems.push(
+            shadow.clone(),
+            format!(
+                "{} shadow reports; a batch may carry at most {MAX_SHADOW_PER_BATCH}",
+                batch.shadow.len()
+            ),
+        );
+    } else {
+        for (index, report) in batch.shadow.iter().enumerate() {
+            check_shadow(&mut problems, &shadow.index(index), report, received_ms);
+        }
+    }
     if problems.0.is_empty() {
         Ok(())
     } else {
@@ -156,6 +170,77 @@ fn check_bucket(problems: &mut Problems, at: &Path, bucket: &BucketReport, recei
                 here.key("sumSq"),
                 format!("must be between 0 and {MAX_EVENT_MAGNITUDE:e}"),
             );
+        }
+    }
+}
+
+fn check_start(problems: &mut Problems, start: Path, start_ms: i64, received_ms: i64) {
+    if start_ms < 0 {
+        problems.push(start, "must not be negative");
+    } else if start_ms % BUCKET_MS != 0 {
+        problems.push(start, format!("not a multiple of {BUCKET_MS}"));
+    } else if start_ms > received_ms.saturating_add(MAX_FUTURE_MS) {
+        problems.push(
+            start,
+            "more than a day after the server's clock; check the SDK host's clock",
+        );
+    }
+}
+
+fn check_shadow(problems: &mut Problems, at: &Path, report: &ShadowReport, received_ms: i64) {
+    check_start(problems, at.key("startMs"), report.start_ms, received_ms);
+    problems.text(at.key("experiment"), &report.experiment, 1, MAX_KEY_LEN);
+    problems.non_negative(at.key("configVersion"), report.config_version);
+    for (name, count) in [
+        ("matches", report.matches),
+        ("mismatches", report.mismatches),
+        ("ignored", report.ignored),
+        ("noisy", report.noisy),
+        ("candidateErrors", report.candidate_errors),
+        ("candidateTimeouts", report.candidate_timeouts),
+        ("dropped", report.dropped),
+        ("noiseComparisons", report.noise_comparisons),
+        ("noiseMismatches", report.noise_mismatches),
+    ] {
+        problems.count(at.key(name), count);
+    }
+    if report.noise_mismatches > report.noise_comparisons {
+        problems.push(at.key("noiseMismatches"), "more than noiseComparisons");
+    }
+    for (name, sketch) in [
+        ("controlLatency", &report.control_latency),
+        ("candidateLatency", &report.candidate_latency),
+    ] {
+        if let Some(sketch) = sketch
+            && let Err(message) = sketch::check(sketch)
+        {
+            problems.push(at.key(name), message);
+        }
+    }
+    let samples = at.key("samples");
+    if report.samples.len() > MAX_SAMPLES_PER_SHADOW {
+        problems.push(
+            samples,
+            format!(
+                "{} samples; a shadow report may carry at most {MAX_SAMPLES_PER_SHADOW}",
+                report.samples.len()
+            ),
+        );
+        return;
+    }
+    for (index, sample) in report.samples.iter().enumerate() {
+        let here = samples.index(index);
+        problems.non_negative(here.key("atMs"), sample.at_ms);
+        for (name, text) in [
+            ("control", &sample.control),
+            ("candidate", &sample.candidate),
+        ] {
+            if text.len() > MAX_SAMPLE_BYTES {
+                problems.push(
+                    here.key(name),
+                    format!("longer than {MAX_SAMPLE_BYTES} bytes"),
+                );
+            }
         }
     }
 }
@@ -229,6 +314,45 @@ mod tests {
                 .map(|e| format!("{}: {}", e.path, e.message))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn shadow_reports_are_checked_with_their_paths() {
+        let mut bad = batch();
+        bad.shadow = vec![
+            ShadowReport {
+                start_ms: 1_700_000_010_000,
+                experiment: "pricing".into(),
+                matches: 3,
+                ..ShadowReport::default()
+            },
+            ShadowReport {
+                start_ms: 5,
+                experiment: String::new(),
+                noise_comparisons: 1,
+                noise_mismatches: 2,
+                samples: vec![
+                    sluice_core::telemetry::MismatchSample {
+                        at_ms: 1,
+                        control: "x".repeat(MAX_SAMPLE_BYTES + 1),
+                        candidate: "y".into(),
+                    };
+                    1
+                ],
+                ..ShadowReport::default()
+            },
+        ];
+        assert_eq!(
+            paths(&bad),
+            [
+                "shadow[1].startMs: not a multiple of 10000",
+                "shadow[1].experiment: must not be empty",
+                "shadow[1].noiseMismatches: more than noiseComparisons",
+                "shadow[1].samples[0].control: longer than 1024 bytes",
+            ]
+        );
+        bad.shadow.truncate(1);
+        assert!(validate_batch(&bad, NOW).is_ok());
     }
 
     #[test]
