@@ -35,7 +35,7 @@ mod controller;
 mod decide;
 mod exposure;
 mod judge;
-mod plan;
+pub(crate) mod plan;
 pub mod simulate;
 pub mod stats;
 mod template;
