@@ -19,6 +19,7 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::apps::{self, App, NewApp, ReleaseUpdate, SessionReport, StoredRelease, VersionInstalls};
 use super::audit::{self, AuditFilter, AuditRecord, ChainReport, MAX_AUDIT_PAGE, Verifier};
 use super::rollouts::{
     self, AppliedRollout, Delivery, DeliveryOutcome, DeliveryStatus, NewRollout, NewWebhook,
@@ -763,6 +764,91 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<DeliveryStatus>, StoreError> {
         rollouts::deliveries(&self.pool, rollout_id, limit).await
+    }
+
+    async fn create_app(&self, change: &Change, app: &NewApp) -> Result<Committed<App>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = apps::create_app(write.conn(), change, app).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        apps::list_apps(&self.pool).await
+    }
+
+    async fn get_app(&self, key: &str) -> Result<App, StoreError> {
+        apps::get_app(&self.pool, key).await
+    }
+
+    async fn create_release(
+        &self,
+        change: &Change,
+        app: &str,
+        spec: &sluice_core::apps::ReleaseSpec,
+    ) -> Result<Committed<StoredRelease>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = apps::create_release(write.conn(), change, app, spec).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn list_releases(
+        &self,
+        app: &str,
+        channel: Option<&str>,
+    ) -> Result<Vec<StoredRelease>, StoreError> {
+        apps::list_releases(&self.pool, app, channel).await
+    }
+
+    async fn get_release(
+        &self,
+        app: &str,
+        channel: &str,
+        version: &str,
+    ) -> Result<StoredRelease, StoreError> {
+        apps::get_release(&self.pool, app, channel, version).await
+    }
+
+    async fn rolling_releases(&self) -> Result<Vec<StoredRelease>, StoreError> {
+        apps::rolling_releases(&self.pool).await
+    }
+
+    async fn update_release(
+        &self,
+        change: &Change,
+        app: &str,
+        channel: &str,
+        version: &str,
+        update: &ReleaseUpdate,
+    ) -> Result<Committed<StoredRelease>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = apps::update_release(write.conn(), change, app, channel, version, update).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn record_sessions(
+        &self,
+        app: &str,
+        report: &SessionReport,
+        received_ms: i64,
+    ) -> Result<(), StoreError> {
+        apps::record_sessions(&self.pool, self.backend(), app, report, received_ms).await
+    }
+
+    async fn session_counts(
+        &self,
+        app: &str,
+        version: &str,
+        since_ms: i64,
+    ) -> Result<sluice_core::rollout::Proportions, StoreError> {
+        apps::session_counts(&self.pool, app, version, since_ms).await
+    }
+
+    async fn install_versions(
+        &self,
+        app: &str,
+        since_ms: i64,
+    ) -> Result<Vec<VersionInstalls>, StoreError> {
+        apps::install_versions(&self.pool, app, since_ms).await
     }
 
     fn subscribe(&self) -> watch::Receiver<i64> {
