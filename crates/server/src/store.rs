@@ -76,9 +76,7 @@ use sluice_core::model::{FlagDef, SegmentDef};
 use sluice_core::telemetry::MetricsBatch;
 use tokio::sync::watch;
 
-pub use apps::{
-    App, NewApp, ReleaseUpdate, SessionReport, StoredRelease, VersionInstalls,
-};
+pub use apps::{App, NewApp, ReleaseUpdate, SessionReport, StoredRelease, VersionInstalls};
 pub use audit::{AuditFilter, AuditRecord, BreakKind, ChainBreak, ChainReport};
 pub use postgres::PgLeaderLock;
 pub use rollouts::{
@@ -743,7 +741,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Creates an app with its channels (stable, beta and nightly by default), audited as
     /// `app.create`. See [`apps`].
-    async fn create_app(&self, change: &Change, app: &NewApp) -> Result<Committed<App>, StoreError>;
+    async fn create_app(&self, change: &Change, app: &NewApp)
+    -> Result<Committed<App>, StoreError>;
     /// Every app, by key.
     async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
     /// One app.

@@ -1611,12 +1611,24 @@ async fn real_responses_match_the_document() {
 
     // Desktop apps, their releases, commands and feeds.
     let create_app = "POST /api/v1/apps";
-    c.expect(201, to(create_app).by(admin), Json(example(&document, create_app)))
-        .await;
-    c.expect(409, to(create_app).by(admin), Json(example(&document, create_app)))
-        .await;
-    c.expect(422, to(create_app).by(admin), Json(json!({"key": "other", "channels": []})))
-        .await;
+    c.expect(
+        201,
+        to(create_app).by(admin),
+        Json(example(&document, create_app)),
+    )
+    .await;
+    c.expect(
+        409,
+        to(create_app).by(admin),
+        Json(example(&document, create_app)),
+    )
+    .await;
+    c.expect(
+        422,
+        to(create_app).by(admin),
+        Json(json!({"key": "other", "channels": []})),
+    )
+    .await;
     c.expect(200, to("GET /api/v1/apps").by(admin), Empty).await;
     let create_release = "POST /api/v1/apps/{app}/releases";
     let release = |version: &str, percent: f64| {
@@ -1627,48 +1639,134 @@ async fn real_responses_match_the_document() {
         })
     };
     let desk_releases = "/api/v1/apps/desk/releases";
-    c.expect(201, to(create_release).at(desk_releases).by(admin), Json(release("1.0.0", 100.0)))
-        .await;
-    c.expect(201, to(create_release).at(desk_releases).by(admin), Json(release("1.1.0", 0.0)))
-        .await;
-    c.expect(409, to(create_release).at(desk_releases).by(admin), Json(release("1.1.0", 0.0)))
-        .await;
-    c.expect(422, to(create_release).at(desk_releases).by(admin), Json(release("1.2", 0.0)))
-        .await;
-    c.expect(200, to("GET /api/v1/apps/{app}").at("/api/v1/apps/desk").by(admin), Empty)
-        .await;
-    c.expect(404, to("GET /api/v1/apps/{app}").at("/api/v1/apps/none").by(admin), Empty)
-        .await;
-    c.expect(200, to("GET /api/v1/apps/{app}/releases").at("/api/v1/apps/desk/releases?channel=stable").by(admin), Empty)
-        .await;
+    c.expect(
+        201,
+        to(create_release).at(desk_releases).by(admin),
+        Json(release("1.0.0", 100.0)),
+    )
+    .await;
+    c.expect(
+        201,
+        to(create_release).at(desk_releases).by(admin),
+        Json(release("1.1.0", 0.0)),
+    )
+    .await;
+    c.expect(
+        409,
+        to(create_release).at(desk_releases).by(admin),
+        Json(release("1.1.0", 0.0)),
+    )
+    .await;
+    c.expect(
+        422,
+        to(create_release).at(desk_releases).by(admin),
+        Json(release("1.2", 0.0)),
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/apps/{app}")
+            .at("/api/v1/apps/desk")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        404,
+        to("GET /api/v1/apps/{app}")
+            .at("/api/v1/apps/none")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/apps/{app}/releases")
+            .at("/api/v1/apps/desk/releases?channel=stable")
+            .by(admin),
+        Empty,
+    )
+    .await;
     let one_release = "/api/v1/apps/desk/channels/stable/releases/1.1.0";
-    c.expect(200, to("GET /api/v1/apps/{app}/channels/{channel}/releases/{version}").at(one_release).by(admin), Empty)
-        .await;
+    c.expect(
+        200,
+        to("GET /api/v1/apps/{app}/channels/{channel}/releases/{version}")
+            .at(one_release)
+            .by(admin),
+        Empty,
+    )
+    .await;
     let release_command = "POST /api/v1/apps/{app}/channels/{channel}/releases/{version}/{command}";
-    c.expect(200, to(release_command).at(&format!("{one_release}/promote")).by(admin), Json(json!({"percent": 5})))
-        .await;
-    c.expect(409, to(release_command).at(&format!("{one_release}/resume")).by(admin), Empty)
-        .await;
-    c.expect(200, to("GET /apps/{app}/{file}").at("/apps/desk/stable-mac.yml"), Empty)
-        .await;
-    c.expect(404, to("GET /apps/{app}/{file}").at("/apps/desk/stable.yml"), Empty)
-        .await;
-    c.expect(200, to("GET /apps/{app}/{channel}/appcast.xml").at("/apps/desk/stable/appcast.xml?arch=arm64"), Empty)
-        .await;
+    c.expect(
+        200,
+        to(release_command)
+            .at(&format!("{one_release}/promote"))
+            .by(admin),
+        Json(json!({"percent": 5})),
+    )
+    .await;
+    c.expect(
+        409,
+        to(release_command)
+            .at(&format!("{one_release}/resume"))
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /apps/{app}/{file}").at("/apps/desk/stable-mac.yml"),
+        Empty,
+    )
+    .await;
+    c.expect(
+        404,
+        to("GET /apps/{app}/{file}").at("/apps/desk/stable.yml"),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /apps/{app}/{channel}/appcast.xml").at("/apps/desk/stable/appcast.xml?arch=arm64"),
+        Empty,
+    )
+    .await;
     let tauri = "GET /apps/{app}/{channel}/tauri/{target}/{arch}/{current_version}";
-    c.expect(204, to(tauri).at("/apps/desk/stable/tauri/darwin/aarch64/1.0.0"), Empty)
-        .await;
-    c.expect(200, to(tauri).at("/apps/desk/stable/tauri/darwin/aarch64/0.9.0"), Empty)
-        .await;
-    c.expect(400, to(tauri).at("/apps/desk/stable/tauri/beos/aarch64/0.9.0"), Empty)
-        .await;
+    c.expect(
+        204,
+        to(tauri).at("/apps/desk/stable/tauri/darwin/aarch64/1.0.0"),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to(tauri).at("/apps/desk/stable/tauri/darwin/aarch64/0.9.0"),
+        Empty,
+    )
+    .await;
+    c.expect(
+        400,
+        to(tauri).at("/apps/desk/stable/tauri/beos/aarch64/0.9.0"),
+        Empty,
+    )
+    .await;
     let sessions = "POST /apps/{app}/sessions";
     c.expect(202, to(sessions).at("/apps/desk/sessions"), Json(json!({"installId": "i-1", "version": "1.0.0", "channel": "stable", "clean": 3, "crashed": 1})))
         .await;
-    c.expect(422, to(sessions).at("/apps/desk/sessions"), Json(json!({"installId": "i-1", "version": "9.9.9", "channel": "stable", "clean": 1})))
-        .await;
-    c.expect(200, to("GET /api/v1/apps/{app}/status").at("/api/v1/apps/desk/status").by(admin), Empty)
-        .await;
+    c.expect(
+        422,
+        to(sessions).at("/apps/desk/sessions"),
+        Json(json!({"installId": "i-1", "version": "9.9.9", "channel": "stable", "clean": 1})),
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/apps/{app}/status")
+            .at("/api/v1/apps/desk/status")
+            .by(admin),
+        Empty,
+    )
+    .await;
 
     // Every operation answered with success at least once.
     let all_operations: BTreeSet<String> = operations(&document)

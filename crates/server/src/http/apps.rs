@@ -295,5 +295,7 @@ async fn status(
             })
         })
         .collect();
-    Ok(Json(json!({ "app": app, "sinceMs": since, "channels": channels })))
+    Ok(Json(
+        json!({ "app": app, "sinceMs": since, "channels": channels }),
+    ))
 }

@@ -83,7 +83,12 @@ fn truthy(text: &str) -> bool {
 }
 
 fn install_of(headers: &HeaderMap, query: &FeedQuery) -> Result<(Option<String>, bool), ApiError> {
-    let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header_text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let id = header_text(STAGING_ID)
         .or_else(|| header_text(INSTALL_ID))
         .or(query.install.as_deref())
@@ -93,8 +98,8 @@ fn install_of(headers: &HeaderMap, query: &FeedQuery) -> Result<(Option<String>,
             "install: an install id is at most {MAX_INSTALL_ID_LEN} bytes"
         )));
     }
-    let manual = header_text(MANUAL).is_some_and(truthy)
-        || query.manual.as_deref().is_some_and(truthy);
+    let manual =
+        header_text(MANUAL).is_some_and(truthy) || query.manual.as_deref().is_some_and(truthy);
     Ok((id.map(str::to_owned), manual))
 }
 
@@ -174,7 +179,9 @@ async fn electron(
         id: id.as_deref(),
         manual,
     };
-    let chosen = offer(&releases, &install, |r| r.artifacts.iter().any(|a| a.os == os));
+    let chosen = offer(&releases, &install, |r| {
+        r.artifacts.iter().any(|a| a.os == os)
+    });
     let Some(yml) = chosen.and_then(|release| electron_yml(release, os)) else {
         return Err(ApiError::NotFound(format!(
             "channel `{channel}` of app `{app}` has no release for {}",
@@ -183,7 +190,10 @@ async fn electron(
     };
     Ok(no_store(
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("text/yaml; charset=utf-8"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/yaml; charset=utf-8"),
+            )],
             yml,
         )
             .into_response(),
@@ -222,7 +232,10 @@ async fn sparkle(
     let xml = sparkle_appcast(&title, chosen, os, arch);
     Ok(no_store(
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/rss+xml; charset=utf-8"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/rss+xml; charset=utf-8"),
+            )],
             xml,
         )
             .into_response(),
@@ -291,7 +304,9 @@ async fn sessions(
     if report.clean.saturating_add(report.crashed) > MAX_SESSIONS_PER_REPORT {
         return Err(invalid(
             "crashed",
-            format!("a report carries at most {MAX_SESSIONS_PER_REPORT} sessions (clean + crashed)"),
+            format!(
+                "a report carries at most {MAX_SESSIONS_PER_REPORT} sessions (clean + crashed)"
+            ),
         ));
     }
     let found = load_app(&state, &app).await?;

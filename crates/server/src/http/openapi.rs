@@ -1049,7 +1049,11 @@ fn app_paths() -> Value {
     let install = [
         json!({ "name": "x-user-staging-id", "in": "header", "required": false, "description": "The install's stable id, as electron-updater sends it. Without any id the install is outside every partial cohort.", "schema": string() }),
         json!({ "name": "x-sluice-install-id", "in": "header", "required": false, "description": "The install's stable id, for the other updaters.", "schema": string() }),
-        query_parameter("install", "The install's stable id, when no header can be set.", string()),
+        query_parameter(
+            "install",
+            "The install's stable id, when no header can be set.",
+            string(),
+        ),
         json!({ "name": "x-sluice-manual", "in": "header", "required": false, "description": "`1` for a manual check, which gets a rolling release that allows it whatever the cohort.", "schema": string() }),
         query_parameter("manual", "`1` for a manual check.", string()),
     ];

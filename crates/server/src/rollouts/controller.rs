@@ -213,7 +213,12 @@ pub async fn run_loop(state: AppState, interval: Duration, deliverer: Deliverer)
         match crate::apps::tick(&state, now).await {
             Ok(outcomes) => {
                 for outcome in outcomes.iter().filter(|o| o.error.is_some()) {
-                    tracing::error!(app = outcome.app, version = outcome.version, error = outcome.error, "release gate failed");
+                    tracing::error!(
+                        app = outcome.app,
+                        version = outcome.version,
+                        error = outcome.error,
+                        "release gate failed"
+                    );
                 }
             }
             Err(error) => tracing::error!(%error, "release gate tick failed"),

@@ -8,9 +8,7 @@
 //! data, like SDK telemetry: no `meta` lock, no audit record, no version bump.
 
 use serde::{Deserialize, Serialize};
-use sluice_core::apps::{
-    DEFAULT_CHANNELS, Release, ReleaseSpec, check_channel, validate_spec,
-};
+use sluice_core::apps::{DEFAULT_CHANNELS, Release, ReleaseSpec, check_channel, validate_spec};
 use sluice_core::rollout::Proportions;
 use sluice_core::{Error, ErrorKind, Errors, Path, check_key};
 use sqlx::any::AnyRow;
@@ -178,7 +176,11 @@ pub(super) async fn create_app(
 ) -> Result<Outcome<App>, StoreError> {
     let mut problems = Vec::new();
     if let Err(message) = check_key(&new.key) {
-        problems.push(Error::new(ErrorKind::Invalid, Path::root().key("key"), message));
+        problems.push(Error::new(
+            ErrorKind::Invalid,
+            Path::root().key("key"),
+            message,
+        ));
     }
     let channels: Vec<String> = match &new.channels {
         Some(channels) => channels.clone(),
@@ -334,7 +336,9 @@ pub(super) async fn list_releases(
 ) -> Result<Vec<StoredRelease>, StoreError> {
     let rows = match channel {
         Some(channel) => {
-            let sql = format!("{RELEASE_COLUMNS} WHERE app = $1 AND channel = $2 ORDER BY created_ms, id");
+            let sql = format!(
+                "{RELEASE_COLUMNS} WHERE app = $1 AND channel = $2 ORDER BY created_ms, id"
+            );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(app)
                 .bind(channel)
@@ -353,8 +357,11 @@ pub(super) async fn list_releases(
 }
 
 pub(super) async fn rolling_releases(pool: &AnyPool) -> Result<Vec<StoredRelease>, StoreError> {
-    let sql = format!("{RELEASE_COLUMNS} WHERE state = 'rolling' ORDER BY created_ms, id LIMIT 1000");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    let sql =
+        format!("{RELEASE_COLUMNS} WHERE state = 'rolling' ORDER BY created_ms, id LIMIT 1000");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(release_row).collect()
 }
 
@@ -479,7 +486,8 @@ pub(super) async fn session_counts(
 ) -> Result<Proportions, StoreError> {
     let since = since_ms - since_ms.rem_euclid(SESSION_BUCKET_MS);
     let row = sqlx::query(
-        "SELECT COALESCE(SUM(sessions), 0) AS n, COALESCE(SUM(crashes), 0) AS k \
+        "SELECT CAST(COALESCE(SUM(sessions), 0) AS BIGINT) AS n, \
+         CAST(COALESCE(SUM(crashes), 0) AS BIGINT) AS k \
          FROM app_sessions WHERE app = $1 AND version = $2 AND bucket_ms >= $3",
     )
     .bind(app)

@@ -19,7 +19,9 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::apps::{self, App, NewApp, ReleaseUpdate, SessionReport, StoredRelease, VersionInstalls};
+use super::apps::{
+    self, App, NewApp, ReleaseUpdate, SessionReport, StoredRelease, VersionInstalls,
+};
 use super::audit::{self, AuditFilter, AuditRecord, ChainReport, MAX_AUDIT_PAGE, Verifier};
 use super::rollouts::{
     self, AppliedRollout, Delivery, DeliveryOutcome, DeliveryStatus, NewRollout, NewWebhook,
@@ -766,7 +768,11 @@ impl Store for SqlStore {
         rollouts::deliveries(&self.pool, rollout_id, limit).await
     }
 
-    async fn create_app(&self, change: &Change, app: &NewApp) -> Result<Committed<App>, StoreError> {
+    async fn create_app(
+        &self,
+        change: &Change,
+        app: &NewApp,
+    ) -> Result<Committed<App>, StoreError> {
         let mut write = self.begin_write().await?;
         let outcome = apps::create_app(write.conn(), change, app).await;
         self.finish(write, change, outcome).await
@@ -821,7 +827,8 @@ impl Store for SqlStore {
         update: &ReleaseUpdate,
     ) -> Result<Committed<StoredRelease>, StoreError> {
         let mut write = self.begin_write().await?;
-        let outcome = apps::update_release(write.conn(), change, app, channel, version, update).await;
+        let outcome =
+            apps::update_release(write.conn(), change, app, channel, version, update).await;
         self.finish(write, change, outcome).await
     }
 
