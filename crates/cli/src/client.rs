@@ -452,6 +452,30 @@ impl Client {
         )
     }
 
+    /// `GET` of an API path given as segments, such as `["api", "v1", "apps"]`.
+    pub fn get_value(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Reply<Value>, ClientError> {
+        self.send(self.http.get(self.url(segments, query)))
+    }
+
+    /// `POST` of a JSON body to an API path given as segments, with the reason for the
+    /// audit log in `X-Sluice-Reason`.
+    pub fn post_value(
+        &self,
+        segments: &[&str],
+        body: &Value,
+        reason: Option<&str>,
+    ) -> Result<Reply<Value>, ClientError> {
+        let mut request = self.http.post(self.url(segments, &[])).json(body);
+        if let Some(reason) = reason {
+            request = request.header("x-sluice-reason", reason);
+        }
+        self.send(request)
+    }
+
     /// The base URL with `segments` appended (each percent-encoded) and `query` set.
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();

@@ -73,6 +73,9 @@ enum Command {
     Token(commands::token::Args),
     /// Start, watch and steer staged rollouts on a server, and see why each one moved.
     Rollout(commands::rollout::Args),
+    /// Create desktop apps and steer their releases: create, promote, halt, resume, pull,
+    /// and see which versions installs run.
+    App(commands::app::Args),
     /// Drive the rollout controller and judge with synthetic traffic in virtual time, and
     /// print wrong-rollback and detection rates beside the fixed-horizon floor.
     Simulate(commands::simulate::Args),
@@ -114,6 +117,9 @@ fn main() -> ExitCode {
         Command::Rollout(args) => remote()
             .map_err(anyhow::Error::from)
             .and_then(|client| commands::rollout::run(args, &client, cli.json)),
+        Command::App(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::app::run(args, &client, cli.json)),
     };
     match result {
         Ok(code) => code,
