@@ -690,6 +690,26 @@ async fn the_schemas_match_the_core_model() {
     });
     let instance = json!({"id": "i", "sdk": "sluice-rust/0.1.0", "configVersion": 1});
     let crash = json!({"atMs": 1, "message": "m", "location": "a.rs:1:1", "variants": {"f": "on"}});
+    check_struct::<sluice_core::apps::ReleaseSpec>(
+        &document,
+        "ReleaseCreate",
+        json!({
+            "channel": "stable", "version": "1.0.0", "notes": "n", "pubDate": "2026-01-01T00:00:00Z",
+            "percent": 5, "allowManual": true, "plan": {"stages": [{"percent": 100}]},
+            "artifacts": [{"os": "macos", "arch": "arm64", "url": "https://dl.example.com/a.zip",
+                "size": 1, "sha512": "s", "signature": "g"}],
+        }),
+    );
+    check_struct::<sluice_server::store::NewApp>(
+        &document,
+        "AppCreate",
+        json!({"key": "desk", "name": "Desk", "channels": ["stable"]}),
+    );
+    check_struct::<sluice_server::store::SessionReport>(
+        &document,
+        "SessionReport",
+        json!({"installId": "i", "version": "1.0.0", "channel": "stable", "clean": 1, "crashed": 0}),
+    );
     check_struct::<EventAggregate>(&document, "EventAggregate", event);
     check_struct::<BucketReport>(&document, "BucketReport", bucket.clone());
     check_struct::<InstanceReport>(&document, "InstanceReport", instance.clone());

@@ -416,10 +416,25 @@ impl Release {
     }
 
     /// The artifact for `os` and `arch`: an exact match first, then a universal build.
+    /// Without an architecture: a universal build, else the OS's only build; `None` when the
+    /// OS has builds for several architectures, since serving one of them could install the
+    /// wrong one.
     pub fn artifact(&self, os: Os, arch: Option<Arch>) -> Option<&Artifact> {
-        let mut on_os = self.artifacts.iter().filter(|a| a.os == os);
+        let on_os = self.artifacts.iter().filter(|a| a.os == os);
         match arch {
-            None => on_os.next(),
+            None => {
+                let all: Vec<&Artifact> = on_os.collect();
+                all.iter()
+                    .find(|a| a.arch == Arch::Universal)
+                    .copied()
+                    .or_else(|| {
+                        if all.len() == 1 {
+                            all.first().copied()
+                        } else {
+                            None
+                        }
+                    })
+            }
             Some(arch) => {
                 let candidates: Vec<&Artifact> = on_os.filter(|a| a.arch.serves(arch)).collect();
                 candidates
@@ -739,6 +754,34 @@ mod tests {
             ]
         );
         assert_eq!(validate_spec(&spec(), 7), Ok(7));
+    }
+
+    #[test]
+    fn without_an_architecture_only_an_unambiguous_build_is_chosen() {
+        let mut release = Release::new(&spec(), "salt".into(), 0, 0);
+        assert_eq!(
+            release.artifact(Os::Macos, None).map(|a| a.arch),
+            Some(Arch::Arm64)
+        );
+        let mut intel = release.artifacts[0].clone();
+        intel.arch = Arch::X64;
+        release.artifacts.push(intel);
+        assert!(
+            release.artifact(Os::Macos, None).is_none(),
+            "arm64 or x64: ambiguous"
+        );
+        assert_eq!(
+            release.artifact(Os::Macos, Some(Arch::X64)).map(|a| a.arch),
+            Some(Arch::X64)
+        );
+        let mut universal = release.artifacts[0].clone();
+        universal.arch = Arch::Universal;
+        release.artifacts.push(universal);
+        assert_eq!(
+            release.artifact(Os::Macos, None).map(|a| a.arch),
+            Some(Arch::Universal)
+        );
+        assert!(release.artifact(Os::Windows, Some(Arch::X64)).is_none());
     }
 
     #[test]

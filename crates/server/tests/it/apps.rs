@@ -318,6 +318,9 @@ async fn sparkle_reads_one_item_for_its_cohort_and_a_manual_check_bypasses_stagi
         "https://dl.example.com/Desk-1.1.0-x64.zip"
     );
 
+    // Two macOS builds and no universal one: without `arch` nothing is risked.
+    let ambiguous = appcast(&app, "", Some(inside)).await;
+    assert!(sparkle_check(&ambiguous, "0.1.0").is_none(), "{ambiguous}");
     let xml = appcast(&app, "?arch=arm64", Some(outside)).await;
     assert!(
         sparkle_check(&xml, "1.0.0").is_none(),
