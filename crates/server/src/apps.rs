@@ -1,7 +1,7 @@
 //! Desktop apps in the server: people's release commands and the crash gate's tick.
 //!
 //! Both decide with `sluice_core::apps` (pure) and write through
-//! [`Store::update_release`](crate::store::Store::update_release), one audited transaction that
+//! [`Store::update_app_release`](crate::store::Store::update_app_release), one audited transaction that
 //! checks the release has not moved since it was read; a command recomputes on such a race.
 //! The gate runs on the leader, in the rollout controller's loop ([`crate::rollouts::run_loop`]):
 //! for every rolling release with a plan, it counts the sessions of the release and of the
@@ -15,7 +15,7 @@ use sluice_core::apps::{
 };
 
 use crate::state::AppState;
-use crate::store::{Change, Committed, ReleaseUpdate, Store, StoreError, StoredRelease};
+use crate::store::{Change, Committed, AppReleaseUpdate, Store, StoreError, StoredAppRelease};
 
 /// How often a command is recomputed when another writer moved the release meanwhile.
 const COMMAND_ATTEMPTS: usize = 3;
@@ -39,13 +39,13 @@ pub async fn run_command(
     channel: &str,
     version: &str,
     command: ReleaseCommand,
-) -> Result<Committed<StoredRelease>, ReleaseError> {
+) -> Result<Committed<StoredAppRelease>, ReleaseError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let current = store.get_release(app, channel, version).await?;
+        let current = store.get_app_release(app, channel, version).await?;
         let next = apply_command(&current.release, command, change.now_ms)?;
-        let update = ReleaseUpdate {
+        let update = AppReleaseUpdate {
             action: match command {
                 ReleaseCommand::Promote { .. } => "release.promote",
                 ReleaseCommand::Halt => "release.halt",
@@ -57,7 +57,7 @@ pub async fn run_command(
             evidence: None,
         };
         match store
-            .update_release(change, app, channel, version, &update)
+            .update_app_release(change, app, channel, version, &update)
             .await
         {
             Err(StoreError::Conflict { .. }) if attempt < COMMAND_ATTEMPTS => continue,
@@ -69,9 +69,9 @@ pub async fn run_command(
 /// The previous release the crash gate compares with: the newest complete release of the
 /// channel older than `release`.
 pub fn baseline<'r>(
-    release: &StoredRelease,
-    channel: &'r [StoredRelease],
-) -> Option<&'r StoredRelease> {
+    release: &StoredAppRelease,
+    channel: &'r [StoredAppRelease],
+) -> Option<&'r StoredAppRelease> {
     let version = release.release.semver();
     channel
         .iter()
@@ -82,14 +82,14 @@ pub fn baseline<'r>(
 /// What the gate says about one release now, with the counts it judged.
 pub async fn gate_decision(
     store: &dyn Store,
-    release: &StoredRelease,
+    release: &StoredAppRelease,
     now_ms: i64,
 ) -> Result<Option<(GateDecision, SessionCounts)>, StoreError> {
     let (Some(plan), Some(gate)) = (&release.release.plan, &release.release.gate) else {
         return Ok(None);
     };
     let channel = store
-        .list_releases(&release.app, Some(&release.release.channel))
+        .list_app_releases(&release.app, Some(&release.release.channel))
         .await?;
     let since = gate.stage_started_ms;
     let previous = match baseline(release, &channel) {
@@ -132,7 +132,7 @@ pub struct GateOutcome {
 pub async fn tick(state: &AppState, now_ms: i64) -> Result<Vec<GateOutcome>, StoreError> {
     let store = state.store();
     let mut outcomes = Vec::new();
-    for release in store.rolling_releases().await? {
+    for release in store.rolling_app_releases().await? {
         let outcome = gate_one(store, &release, now_ms).await;
         let (action, error) = match outcome {
             Ok(action) => (action, None),
@@ -153,7 +153,7 @@ pub async fn tick(state: &AppState, now_ms: i64) -> Result<Vec<GateOutcome>, Sto
 
 async fn gate_one(
     store: &dyn Store,
-    release: &StoredRelease,
+    release: &StoredAppRelease,
     now_ms: i64,
 ) -> Result<Option<&'static str>, StoreError> {
     let Some((decision, counts)) = gate_decision(store, release, now_ms).await? else {
@@ -181,7 +181,7 @@ async fn gate_one(
             }
         }
     };
-    let update = ReleaseUpdate {
+    let update = AppReleaseUpdate {
         action,
         expected_revision: release.revision,
         release: next,
@@ -193,7 +193,7 @@ async fn gate_one(
     };
     let change = Change::at(now_ms).because(decision.summary.clone());
     match store
-        .update_release(
+        .update_app_release(
             &change,
             &release.app,
             &release.release.channel,

@@ -76,7 +76,7 @@ use sluice_core::model::{FlagDef, SegmentDef};
 use sluice_core::telemetry::MetricsBatch;
 use tokio::sync::watch;
 
-pub use apps::{App, NewApp, ReleaseUpdate, SessionReport, StoredRelease, VersionInstalls};
+pub use apps::{App, NewApp, AppReleaseUpdate, SessionReport, StoredAppRelease, VersionInstalls};
 pub use audit::{AuditFilter, AuditRecord, BreakKind, ChainBreak, ChainReport};
 pub use postgres::PgLeaderLock;
 pub use rollouts::{
@@ -751,38 +751,38 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`StoreError::Invalid`] naming the field (`version`, `artifacts[0].sha512`, `channel`,
     /// `plan.stages[1].percent`…), [`StoreError::NotFound`] for an unknown app and
     /// [`StoreError::AlreadyExists`] when the channel has that version.
-    async fn create_release(
+    async fn create_app_release(
         &self,
         change: &Change,
         app: &str,
         spec: &sluice_core::apps::ReleaseSpec,
-    ) -> Result<Committed<StoredRelease>, StoreError>;
+    ) -> Result<Committed<StoredAppRelease>, StoreError>;
     /// An app's releases, of one channel or all, oldest first.
-    async fn list_releases(
+    async fn list_app_releases(
         &self,
         app: &str,
         channel: Option<&str>,
-    ) -> Result<Vec<StoredRelease>, StoreError>;
+    ) -> Result<Vec<StoredAppRelease>, StoreError>;
     /// One release.
-    async fn get_release(
+    async fn get_app_release(
         &self,
         app: &str,
         channel: &str,
         version: &str,
-    ) -> Result<StoredRelease, StoreError>;
+    ) -> Result<StoredAppRelease, StoreError>;
     /// Every rolling release of every app, for the crash gate.
-    async fn rolling_releases(&self) -> Result<Vec<StoredRelease>, StoreError>;
+    async fn rolling_app_releases(&self) -> Result<Vec<StoredAppRelease>, StoreError>;
     /// Writes a release's new state, decided from revision `update.expected_revision`
     /// ([`StoreError::Conflict`] when it has moved on), with one audit record carrying the
     /// evidence.
-    async fn update_release(
+    async fn update_app_release(
         &self,
         change: &Change,
         app: &str,
         channel: &str,
         version: &str,
-        update: &ReleaseUpdate,
-    ) -> Result<Committed<StoredRelease>, StoreError>;
+        update: &AppReleaseUpdate,
+    ) -> Result<Committed<StoredAppRelease>, StoreError>;
     /// Records one install's session outcomes: data, not configuration.
     async fn record_sessions(
         &self,

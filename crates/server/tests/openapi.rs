@@ -1650,7 +1650,7 @@ async fn real_responses_match_the_document() {
     )
     .await;
     c.expect(200, to("GET /api/v1/apps").by(admin), Empty).await;
-    let create_release = "POST /api/v1/apps/{app}/releases";
+    let create_app_release = "POST /api/v1/apps/{app}/releases";
     let release = |version: &str, percent: f64| {
         json!({
             "channel": "stable", "version": version, "percent": percent, "notes": "Notes.",
@@ -1661,25 +1661,25 @@ async fn real_responses_match_the_document() {
     let desk_releases = "/api/v1/apps/desk/releases";
     c.expect(
         201,
-        to(create_release).at(desk_releases).by(admin),
+        to(create_app_release).at(desk_releases).by(admin),
         Json(release("1.0.0", 100.0)),
     )
     .await;
     c.expect(
         201,
-        to(create_release).at(desk_releases).by(admin),
+        to(create_app_release).at(desk_releases).by(admin),
         Json(release("1.1.0", 0.0)),
     )
     .await;
     c.expect(
         409,
-        to(create_release).at(desk_releases).by(admin),
+        to(create_app_release).at(desk_releases).by(admin),
         Json(release("1.1.0", 0.0)),
     )
     .await;
     c.expect(
         422,
-        to(create_release).at(desk_releases).by(admin),
+        to(create_app_release).at(desk_releases).by(admin),
         Json(release("1.2", 0.0)),
     )
     .await;

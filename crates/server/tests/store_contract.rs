@@ -2333,7 +2333,7 @@ fn release_spec(version: &str, percent: f64) -> sluice_core::apps::ReleaseSpec {
 
 async fn app_releases_are_audited_and_guarded_by_revision(db: &TestDb) {
     use sluice_core::apps::{ReleaseCommand, ReleaseState, apply_command};
-    use sluice_server::store::{NewApp, ReleaseUpdate};
+    use sluice_server::store::{NewApp, AppReleaseUpdate};
     let store = &*db.store;
     let before = audit_count(store).await;
     let app = store
@@ -2362,7 +2362,7 @@ async fn app_releases_are_audited_and_guarded_by_revision(db: &TestDb) {
         Err(StoreError::AlreadyExists)
     ));
     let created = store
-        .create_release(&change(3), "desk", &release_spec("1.0.0", 0.1))
+        .create_app_release(&change(3), "desk", &release_spec("1.0.0", 0.1))
         .await
         .unwrap()
         .value;
@@ -2377,13 +2377,13 @@ async fn app_releases_are_audited_and_guarded_by_revision(db: &TestDb) {
     );
     assert!(matches!(
         store
-            .create_release(&change(4), "desk", &release_spec("1.0.0", 1.0))
+            .create_app_release(&change(4), "desk", &release_spec("1.0.0", 1.0))
             .await,
         Err(StoreError::AlreadyExists)
     ));
     let mut bad = release_spec("2.0.0", 1.0);
     bad.channel = "canary".into();
-    match store.create_release(&change(5), "desk", &bad).await {
+    match store.create_app_release(&change(5), "desk", &bad).await {
         Err(StoreError::Invalid(errors)) => {
             assert_eq!(errors.iter().next().unwrap().path.to_string(), "channel");
         }
@@ -2391,21 +2391,21 @@ async fn app_releases_are_audited_and_guarded_by_revision(db: &TestDb) {
     }
     assert!(matches!(
         store
-            .create_release(&change(6), "nope", &release_spec("1.0.0", 1.0))
+            .create_app_release(&change(6), "nope", &release_spec("1.0.0", 1.0))
             .await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(audit_count(store).await, before + 2);
 
     let halted = apply_command(&created.release, ReleaseCommand::Halt, 7).unwrap();
-    let update = ReleaseUpdate {
+    let update = AppReleaseUpdate {
         action: "release.halt",
         expected_revision: created.revision,
         release: halted,
         evidence: None,
     };
     let written = store
-        .update_release(&change(7), "desk", "stable", "1.0.0", &update)
+        .update_app_release(&change(7), "desk", "stable", "1.0.0", &update)
         .await
         .unwrap()
         .value;
@@ -2414,7 +2414,7 @@ async fn app_releases_are_audited_and_guarded_by_revision(db: &TestDb) {
     // The same update decided from the old revision is refused and writes nothing.
     assert!(matches!(
         store
-            .update_release(&change(8), "desk", "stable", "1.0.0", &update)
+            .update_app_release(&change(8), "desk", "stable", "1.0.0", &update)
             .await,
         Err(StoreError::Conflict { current: 2 })
     ));
@@ -2428,8 +2428,8 @@ async fn app_releases_are_audited_and_guarded_by_revision(db: &TestDb) {
         .unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].resource, "app:desk/stable/1.0.0");
-    assert!(store.rolling_releases().await.unwrap().is_empty());
-    let listed = store.list_releases("desk", Some("stable")).await.unwrap();
+    assert!(store.rolling_app_releases().await.unwrap().is_empty());
+    let listed = store.list_app_releases("desk", Some("stable")).await.unwrap();
     assert_eq!(listed, vec![written]);
 }
 

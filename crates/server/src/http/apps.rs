@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/apps/{app}/status", get(status))
         .route(
             "/api/v1/apps/{app}/releases",
-            get(list_releases).post(create_release),
+            get(list_app_releases).post(create_app_release),
         )
         .route(
             "/api/v1/apps/{app}/channels/{channel}/releases/{version}",
@@ -85,7 +85,7 @@ async fn read(
         .get_app(&app)
         .await
         .map_err(|e| ApiError::from_store(e, &what_app(&app)))?;
-    let releases = state.store().list_releases(&app, None).await?;
+    let releases = state.store().list_app_releases(&app, None).await?;
     Ok(Json(json!({ "app": found, "releases": releases })))
 }
 
@@ -95,7 +95,7 @@ struct ChannelQuery {
     channel: Option<String>,
 }
 
-async fn list_releases(
+async fn list_app_releases(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
@@ -109,12 +109,12 @@ async fn list_releases(
         .map_err(|e| ApiError::from_store(e, &what_app(&app)))?;
     let releases = state
         .store()
-        .list_releases(&app, query.channel.as_deref())
+        .list_app_releases(&app, query.channel.as_deref())
         .await?;
     Ok(Json(json!({ "releases": releases })))
 }
 
-async fn create_release(
+async fn create_app_release(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -124,7 +124,7 @@ async fn create_release(
     caller.admin()?;
     let committed = state
         .store()
-        .create_release(&change(&caller, &headers, None), &app, &spec)
+        .create_app_release(&change(&caller, &headers, None), &app, &spec)
         .await
         .map_err(|e| match e {
             StoreError::AlreadyExists => ApiError::Conflict(format!(
@@ -144,7 +144,7 @@ async fn read_release(
     caller.admin()?;
     let release = state
         .store()
-        .get_release(&app, &channel, &version)
+        .get_app_release(&app, &channel, &version)
         .await
         .map_err(|e| ApiError::from_store(e, &what_release(&app, &channel, &version)))?;
     let gate = gate_decision(state.store(), &release, now_ms()).await?;
@@ -252,7 +252,7 @@ async fn status(
     let since = query
         .since_ms
         .unwrap_or_else(|| now_ms() - 7 * 24 * 3_600_000);
-    let releases = state.store().list_releases(&app, None).await?;
+    let releases = state.store().list_app_releases(&app, None).await?;
     let installs = state.store().install_versions(&app, since).await?;
     let channels: Vec<Value> = found
         .channels

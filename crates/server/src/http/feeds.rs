@@ -122,7 +122,7 @@ async fn channel_releases(
             app.key
         )));
     }
-    let releases = state.store().list_releases(&app.key, Some(channel)).await?;
+    let releases = state.store().list_app_releases(&app.key, Some(channel)).await?;
     Ok(releases.into_iter().map(|r| r.release).collect())
 }
 
@@ -320,7 +320,7 @@ async fn sessions(
     // the table without bound.
     let released = state
         .store()
-        .list_releases(&app, None)
+        .list_app_releases(&app, None)
         .await?
         .iter()
         .any(|r| r.release.version == report.version);

@@ -54,7 +54,7 @@ pub struct NewApp {
 /// A stored release.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StoredRelease {
+pub struct StoredAppRelease {
     /// `rel_` and 16 hex digits; also the release's bucketing salt.
     pub id: String,
     /// The app.
@@ -70,7 +70,7 @@ pub struct StoredRelease {
     pub revision: i64,
 }
 
-impl StoredRelease {
+impl StoredAppRelease {
     /// The audit resource: `app:<key>/<channel>/<version>`.
     pub fn resource(&self) -> String {
         format!(
@@ -82,7 +82,7 @@ impl StoredRelease {
 
 /// A change to one release: the release after it, with the revision it was decided from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReleaseUpdate {
+pub struct AppReleaseUpdate {
     /// The audit action, such as `release.halt` or `release.gate.advance`.
     pub action: &'static str,
     /// The revision the change was decided from; another one means someone else wrote first.
@@ -149,9 +149,9 @@ const APP_COLUMNS: &str = "SELECT key, name, channels, created_ms, version FROM 
 const RELEASE_COLUMNS: &str =
     "SELECT id, app, release, created_ms, updated_ms, revision FROM app_releases";
 
-fn release_row(row: &AnyRow) -> Result<StoredRelease, StoreError> {
+fn release_row(row: &AnyRow) -> Result<StoredAppRelease, StoreError> {
     let release: String = row.try_get("release")?;
-    Ok(StoredRelease {
+    Ok(StoredAppRelease {
         id: row.try_get("id")?,
         app: row.try_get("app")?,
         release: serde_json::from_str(&release)?,
@@ -249,12 +249,12 @@ pub(super) async fn get_app(pool: &AnyPool, key: &str) -> Result<App, StoreError
     find_app(&mut conn, key).await?.ok_or(StoreError::NotFound)
 }
 
-pub(super) async fn create_release(
+pub(super) async fn create_app_release(
     conn: &mut AnyConnection,
     change: &Change,
     app: &str,
     spec: &ReleaseSpec,
-) -> Result<Outcome<StoredRelease>, StoreError> {
+) -> Result<Outcome<StoredAppRelease>, StoreError> {
     let Some(found) = find_app(conn, app).await? else {
         return Err(StoreError::NotFound);
     };
@@ -271,7 +271,7 @@ pub(super) async fn create_release(
     }
     let id = new_release_id();
     let release = Release::new(spec, id.clone(), pub_date_ms, change.now_ms);
-    let stored = StoredRelease {
+    let stored = StoredAppRelease {
         id,
         app: app.to_owned(),
         release,
@@ -306,7 +306,7 @@ async fn find_release(
     app: &str,
     channel: &str,
     version: &str,
-) -> Result<Option<StoredRelease>, StoreError> {
+) -> Result<Option<StoredAppRelease>, StoreError> {
     let sql = format!("{RELEASE_COLUMNS} WHERE app = $1 AND channel = $2 AND version = $3");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(app)
@@ -317,23 +317,23 @@ async fn find_release(
     row.as_ref().map(release_row).transpose()
 }
 
-pub(super) async fn get_release(
+pub(super) async fn get_app_release(
     pool: &AnyPool,
     app: &str,
     channel: &str,
     version: &str,
-) -> Result<StoredRelease, StoreError> {
+) -> Result<StoredAppRelease, StoreError> {
     let mut conn = pool.acquire().await?;
     find_release(&mut conn, app, channel, version)
         .await?
         .ok_or(StoreError::NotFound)
 }
 
-pub(super) async fn list_releases(
+pub(super) async fn list_app_releases(
     pool: &AnyPool,
     app: &str,
     channel: Option<&str>,
-) -> Result<Vec<StoredRelease>, StoreError> {
+) -> Result<Vec<StoredAppRelease>, StoreError> {
     let rows = match channel {
         Some(channel) => {
             let sql = format!(
@@ -356,7 +356,7 @@ pub(super) async fn list_releases(
     rows.iter().map(release_row).collect()
 }
 
-pub(super) async fn rolling_releases(pool: &AnyPool) -> Result<Vec<StoredRelease>, StoreError> {
+pub(super) async fn rolling_app_releases(pool: &AnyPool) -> Result<Vec<StoredAppRelease>, StoreError> {
     let sql =
         format!("{RELEASE_COLUMNS} WHERE state = 'rolling' ORDER BY created_ms, id LIMIT 1000");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -365,14 +365,14 @@ pub(super) async fn rolling_releases(pool: &AnyPool) -> Result<Vec<StoredRelease
     rows.iter().map(release_row).collect()
 }
 
-pub(super) async fn update_release(
+pub(super) async fn update_app_release(
     conn: &mut AnyConnection,
     change: &Change,
     app: &str,
     channel: &str,
     version: &str,
-    update: &ReleaseUpdate,
-) -> Result<Outcome<StoredRelease>, StoreError> {
+    update: &AppReleaseUpdate,
+) -> Result<Outcome<StoredAppRelease>, StoreError> {
     let Some(before) = find_release(conn, app, channel, version).await? else {
         return Err(StoreError::NotFound);
     };

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::apps::{
-    self, App, NewApp, ReleaseUpdate, SessionReport, StoredRelease, VersionInstalls,
+    self, App, NewApp, AppReleaseUpdate, SessionReport, StoredAppRelease, VersionInstalls,
 };
 use super::audit::{self, AuditFilter, AuditRecord, ChainReport, MAX_AUDIT_PAGE, Verifier};
 use super::rollouts::{
@@ -786,49 +786,49 @@ impl Store for SqlStore {
         apps::get_app(&self.pool, key).await
     }
 
-    async fn create_release(
+    async fn create_app_release(
         &self,
         change: &Change,
         app: &str,
         spec: &sluice_core::apps::ReleaseSpec,
-    ) -> Result<Committed<StoredRelease>, StoreError> {
+    ) -> Result<Committed<StoredAppRelease>, StoreError> {
         let mut write = self.begin_write().await?;
-        let outcome = apps::create_release(write.conn(), change, app, spec).await;
+        let outcome = apps::create_app_release(write.conn(), change, app, spec).await;
         self.finish(write, change, outcome).await
     }
 
-    async fn list_releases(
+    async fn list_app_releases(
         &self,
         app: &str,
         channel: Option<&str>,
-    ) -> Result<Vec<StoredRelease>, StoreError> {
-        apps::list_releases(&self.pool, app, channel).await
+    ) -> Result<Vec<StoredAppRelease>, StoreError> {
+        apps::list_app_releases(&self.pool, app, channel).await
     }
 
-    async fn get_release(
+    async fn get_app_release(
         &self,
         app: &str,
         channel: &str,
         version: &str,
-    ) -> Result<StoredRelease, StoreError> {
-        apps::get_release(&self.pool, app, channel, version).await
+    ) -> Result<StoredAppRelease, StoreError> {
+        apps::get_app_release(&self.pool, app, channel, version).await
     }
 
-    async fn rolling_releases(&self) -> Result<Vec<StoredRelease>, StoreError> {
-        apps::rolling_releases(&self.pool).await
+    async fn rolling_app_releases(&self) -> Result<Vec<StoredAppRelease>, StoreError> {
+        apps::rolling_app_releases(&self.pool).await
     }
 
-    async fn update_release(
+    async fn update_app_release(
         &self,
         change: &Change,
         app: &str,
         channel: &str,
         version: &str,
-        update: &ReleaseUpdate,
-    ) -> Result<Committed<StoredRelease>, StoreError> {
+        update: &AppReleaseUpdate,
+    ) -> Result<Committed<StoredAppRelease>, StoreError> {
         let mut write = self.begin_write().await?;
         let outcome =
-            apps::update_release(write.conn(), change, app, channel, version, update).await;
+            apps::update_app_release(write.conn(), change, app, channel, version, update).await;
         self.finish(write, change, outcome).await
     }
 

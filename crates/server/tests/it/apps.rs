@@ -37,7 +37,7 @@ async fn create_app(app: &TestApp) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
-async fn create_release(app: &TestApp, body: Value) -> Value {
+async fn create_app_release(app: &TestApp, body: Value) -> Value {
     let (status, created) = app
         .admin_json(Method::POST, "/api/v1/apps/desk/releases", body)
         .await;
@@ -48,13 +48,13 @@ async fn create_release(app: &TestApp, body: Value) -> Value {
 /// 1.0.0 complete on stable, 1.1.0 rolling to `percent`.
 async fn two_releases(app: &TestApp, percent: f64, allow_manual: bool) -> Release {
     create_app(app).await;
-    create_release(
+    create_app_release(
         app,
         json!({"channel": "stable", "version": "1.0.0", "percent": 100, "artifacts": artifacts("1.0.0"),
                "pubDate": "2026-01-05T10:00:00Z", "notes": "First."}),
     )
     .await;
-    let created = create_release(
+    let created = create_app_release(
         app,
         json!({"channel": "stable", "version": "1.1.0", "percent": percent, "artifacts": artifacts("1.1.0"),
                "pubDate": "2026-02-05T10:00:00Z", "notes": "Faster <sync> & 'more'.", "allowManual": allow_manual}),
@@ -538,8 +538,8 @@ async fn release_state(app: &TestApp, version: &str) -> Value {
 
 async fn gated_releases(app: &TestApp) -> Release {
     create_app(app).await;
-    create_release(app, json!({"channel": "stable", "version": "1.0.0", "percent": 100, "artifacts": artifacts("1.0.0")})).await;
-    let created = create_release(
+    create_app_release(app, json!({"channel": "stable", "version": "1.0.0", "percent": 100, "artifacts": artifacts("1.0.0")})).await;
+    let created = create_app_release(
         app,
         json!({"channel": "stable", "version": "1.1.0", "artifacts": artifacts("1.1.0"),
                "plan": {"stages": [{"percent": 5, "bake": "1h", "minSessions": 500}, {"percent": 25, "bake": "1h", "minSessions": 500}, {"percent": 100}],
