@@ -473,6 +473,21 @@ impl Client {
         self.send(request)
     }
 
+    /// `POST` a JSON body to any resource under the API, with the reason for the audit log in
+    /// `X-Sluice-Reason`.
+    pub fn post_value(
+        &self,
+        segments: &[&str],
+        body: &Value,
+        reason: Option<&str>,
+    ) -> Result<Reply<Value>, ClientError> {
+        let mut request = self.http.post(self.url(segments, &[])).json(body);
+        if let Some(reason) = reason {
+            request = request.header("x-sluice-reason", reason);
+        }
+        self.send(request)
+    }
+
     /// The base URL with `segments` appended (each percent-encoded) and `query` set.
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();

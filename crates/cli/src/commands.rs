@@ -1,6 +1,7 @@
 //! One module per subcommand: local ones read files, remote ones talk to a server through
 //! [`crate::client::Client`].
 
+pub mod app;
 pub mod apply;
 pub mod audit;
 pub mod changes;

@@ -87,6 +87,9 @@ enum Command {
     /// The learning report: change failure rate, time to full rollout, time to restore and
     /// rollbacks by cause, split by provenance and risk.
     Report(commands::report::Args),
+    /// Create desktop apps and steer their releases: create, promote, halt, resume, pull,
+    /// and see which versions installs run.
+    App(commands::app::Args),
     /// Drive the rollout controller and judge with synthetic traffic in virtual time, and
     /// print wrong-rollback and detection rates beside the fixed-horizon floor.
     Simulate(commands::simulate::Args),
@@ -141,6 +144,9 @@ fn main() -> ExitCode {
         Command::Report(args) => remote()
             .map_err(anyhow::Error::from)
             .and_then(|client| commands::report::run(args, &client, cli.json)),
+        Command::App(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::app::run(args, &client, cli.json)),
     };
     match result {
         Ok(code) => code,

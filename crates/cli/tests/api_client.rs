@@ -880,3 +880,174 @@ fn release_create_checklist_override_and_report() {
     assert_eq!(report["report"]["total"]["releases"], 1);
     assert_eq!(report["report"]["total"]["started"], 0);
 }
+
+const RELEASE: &str = "\
+channel: stable
+version: 1.0.0
+notes: First release.
+artifacts:
+  - os: macos
+    arch: arm64
+    url: https://dl.example.com/Desk-1.0.0-arm64.zip
+    size: 1000
+    sha512: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==
+";
+
+#[test]
+fn app_create_release_promote_halt_resume_pull_and_status() {
+    let server = Server::start();
+    let output = server.sluice(&["app", "create", "desk", "--name", "Desk"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("Created app `desk` with channels stable, beta, nightly."),
+        "{}",
+        stdout(&output)
+    );
+    let listed = server.json(&["app", "list"]);
+    assert_eq!(listed["apps"][0]["key"], "desk");
+
+    // A broken release file is refused locally, naming the field.
+    let bad = write(
+        server.data.path(),
+        "bad.yaml",
+        &RELEASE.replace("version: 1.0.0", "version: one"),
+    );
+    let output = server.sluice(&[
+        "app",
+        "release",
+        "create",
+        "desk",
+        "-f",
+        &bad.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("version"), "{}", stderr(&output));
+
+    let file = write(server.data.path(), "release.yaml", RELEASE);
+    let file = file.display().to_string();
+    let output = server.sluice(&[
+        "app",
+        "release",
+        "create",
+        "desk",
+        "-f",
+        &file,
+        "--percent",
+        "100",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("complete"), "{}", stdout(&output));
+    // 0.1% is a real share, not 0.
+    let output = server.sluice(&[
+        "app",
+        "release",
+        "create",
+        "desk",
+        "-f",
+        &file,
+        "--version",
+        "1.1.0",
+        "--percent",
+        "0.1",
+        "--reason",
+        "canary",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("offered to 0.1% of installs"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = server.sluice(&[
+        "app",
+        "release",
+        "promote",
+        "desk",
+        "1.1.0",
+        "--percent",
+        "0.05",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "shrinking is refused");
+    assert!(stderr(&output).contains("409"), "{}", stderr(&output));
+    let output = server.sluice(&[
+        "app",
+        "release",
+        "promote",
+        "desk",
+        "1.1.0",
+        "--percent",
+        "10",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("rolling, offered to 10%"),
+        "{}",
+        stdout(&output)
+    );
+    let output = server.sluice(&[
+        "app",
+        "release",
+        "halt",
+        "desk",
+        "1.1.0",
+        "-r",
+        "crash spike",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("is halted"), "{}", stdout(&output));
+    let output = server.sluice(&["app", "release", "resume", "desk", "1.1.0"]);
+    assert!(
+        stdout(&output).contains("is rolling"),
+        "{}",
+        stdout(&output)
+    );
+    let output = server.sluice(&[
+        "app",
+        "release",
+        "pull",
+        "desk",
+        "1.1.0",
+        "--channel",
+        "stable",
+    ]);
+    assert!(stdout(&output).contains("is pulled"), "{}", stdout(&output));
+
+    let releases = server.json(&["app", "release", "list", "desk", "--channel", "stable"]);
+    let states: Vec<&str> = releases["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["complete", "pulled"]);
+    let output = server.sluice(&["app", "release", "list", "desk"]);
+    assert!(stdout(&output).contains("pulled"), "{}", stdout(&output));
+
+    let output = server.sluice(&["app", "status", "desk"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    for expected in ["stable: 0 installs reporting", "1.1.0", "pulled", "nightly"] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+
+    // Each change is in the audit log, with its reason.
+    let audit = server.json(&["audit", "list", "--resource", "app:desk/stable/1.1.0"]);
+    let records = audit["records"].as_array().unwrap();
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "release.pull",
+            "release.resume",
+            "release.halt",
+            "release.promote",
+            "release.create"
+        ]
+    );
+    assert_eq!(records[2]["reason"], "crash spike");
+    assert_eq!(records[4]["reason"], "canary");
+}

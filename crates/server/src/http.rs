@@ -7,12 +7,14 @@
 //! are read; non-streaming requests time out. CORS allows any origin without credentials,
 //! so browser OpenFeature clients can evaluate, and exposes `ETag` and `Retry-After`.
 
+pub mod apps;
 pub mod audit;
 pub mod auth;
 pub mod changes;
 pub mod environments;
 pub mod error;
 pub mod experiments;
+pub mod feeds;
 pub mod files;
 pub mod flags;
 pub mod health;
@@ -79,6 +81,8 @@ pub fn app(state: AppState) -> Router {
         .merge(releases::router())
         .merge(experiments::router())
         .merge(webhooks::router())
+        .merge(apps::router())
+        .merge(feeds::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
@@ -95,6 +99,9 @@ pub fn app(state: AppState) -> Router {
             header::CONTENT_TYPE,
             header::IF_NONE_MATCH,
             HeaderName::from_static("x-api-key"),
+            HeaderName::from_static(feeds::STAGING_ID),
+            HeaderName::from_static(feeds::INSTALL_ID),
+            HeaderName::from_static(feeds::MANUAL),
         ])
         .expose_headers([header::ETAG, header::RETRY_AFTER]);
     Router::new()

@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod answers;
+pub mod apps;
 pub mod config;
 pub mod configs;
 #[cfg(feature = "fuzzing")]

@@ -54,6 +54,7 @@
 //!   process is always the leader. PostgreSQL adds `LISTEN/NOTIFY` and a leader lock on an
 //!   advisory lock ([`LeaderLock`]).
 
+pub mod apps;
 pub mod audit;
 pub mod governance;
 pub mod lifecycle;
@@ -79,6 +80,7 @@ use sluice_core::model::{FlagDef, SegmentDef};
 use sluice_core::telemetry::MetricsBatch;
 use tokio::sync::watch;
 
+pub use apps::{App, AppReleaseUpdate, NewApp, SessionReport, StoredAppRelease, VersionInstalls};
 pub use audit::{AuditFilter, AuditRecord, BreakKind, ChainBreak, ChainReport};
 pub use governance::{
     Approval, ChangePayload, ChangeRequest, ChangeStatus, GatedCommand, NewChangeRequest,
@@ -863,6 +865,70 @@ pub trait Store: Send + Sync + fmt::Debug {
         rollout_id: &str,
         flag: &str,
     ) -> Result<Option<StoredRelease>, StoreError>;
+    /// Creates an app with its channels (stable, beta and nightly by default), audited as
+    /// `app.create`. See [`apps`].
+    async fn create_app(&self, change: &Change, app: &NewApp)
+    -> Result<Committed<App>, StoreError>;
+    /// Every app, by key.
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
+    /// One app.
+    async fn get_app(&self, key: &str) -> Result<App, StoreError>;
+    /// Creates a release of an app, audited as `release.create`. Fails with
+    /// [`StoreError::Invalid`] naming the field (`version`, `artifacts[0].sha512`, `channel`,
+    /// `plan.stages[1].percent`…), [`StoreError::NotFound`] for an unknown app and
+    /// [`StoreError::AlreadyExists`] when the channel has that version.
+    async fn create_app_release(
+        &self,
+        change: &Change,
+        app: &str,
+        spec: &sluice_core::apps::ReleaseSpec,
+    ) -> Result<Committed<StoredAppRelease>, StoreError>;
+    /// An app's releases, of one channel or all, oldest first.
+    async fn list_app_releases(
+        &self,
+        app: &str,
+        channel: Option<&str>,
+    ) -> Result<Vec<StoredAppRelease>, StoreError>;
+    /// One release.
+    async fn get_app_release(
+        &self,
+        app: &str,
+        channel: &str,
+        version: &str,
+    ) -> Result<StoredAppRelease, StoreError>;
+    /// Every rolling release of every app, for the crash gate.
+    async fn rolling_app_releases(&self) -> Result<Vec<StoredAppRelease>, StoreError>;
+    /// Writes a release's new state, decided from revision `update.expected_revision`
+    /// ([`StoreError::Conflict`] when it has moved on), with one audit record carrying the
+    /// evidence.
+    async fn update_app_release(
+        &self,
+        change: &Change,
+        app: &str,
+        channel: &str,
+        version: &str,
+        update: &AppReleaseUpdate,
+    ) -> Result<Committed<StoredAppRelease>, StoreError>;
+    /// Records one install's session outcomes: data, not configuration.
+    async fn record_sessions(
+        &self,
+        app: &str,
+        report: &SessionReport,
+        received_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Sessions and crashes of one app version reported from the minute holding `since_ms` on.
+    async fn session_counts(
+        &self,
+        app: &str,
+        version: &str,
+        since_ms: i64,
+    ) -> Result<sluice_core::rollout::Proportions, StoreError>;
+    /// Installs per channel and version among those that reported since `since_ms`.
+    async fn install_versions(
+        &self,
+        app: &str,
+        since_ms: i64,
+    ) -> Result<Vec<VersionInstalls>, StoreError>;
 
     /// The configuration version, updated after every committed write: by this process's own
     /// writes on SQLite, and by every replica's through `LISTEN/NOTIFY` on PostgreSQL.

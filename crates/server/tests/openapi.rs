@@ -343,6 +343,14 @@ async fn every_route_is_documented_with_its_methods_and_served() {
                 StatusCode::UNAUTHORIZED,
                 "{method} {path} answered {status} without a token"
             );
+        } else if path.starts_with("/apps/") {
+            // Desktop feeds are public and answer for an app: the probe names none.
+            assert!(
+                status == StatusCode::NOT_FOUND && body.contains("does not exist")
+                    || status == StatusCode::BAD_REQUEST
+                    || status == StatusCode::UNPROCESSABLE_ENTITY,
+                "{method} {path} is public but answered {status}: {body}"
+            );
         } else {
             assert!(
                 status.is_success(),
@@ -682,6 +690,26 @@ async fn the_schemas_match_the_core_model() {
     });
     let instance = json!({"id": "i", "sdk": "sluice-rust/0.1.0", "configVersion": 1});
     let crash = json!({"atMs": 1, "message": "m", "location": "a.rs:1:1", "variants": {"f": "on"}});
+    check_struct::<sluice_core::apps::ReleaseSpec>(
+        &document,
+        "ReleaseCreate",
+        json!({
+            "channel": "stable", "version": "1.0.0", "notes": "n", "pubDate": "2026-01-01T00:00:00Z",
+            "percent": 5, "allowManual": true, "plan": {"stages": [{"percent": 100}]},
+            "artifacts": [{"os": "macos", "arch": "arm64", "url": "https://dl.example.com/a.zip",
+                "size": 1, "sha512": "s", "signature": "g"}],
+        }),
+    );
+    check_struct::<sluice_server::store::NewApp>(
+        &document,
+        "AppCreate",
+        json!({"key": "desk", "name": "Desk", "channels": ["stable"]}),
+    );
+    check_struct::<sluice_server::store::SessionReport>(
+        &document,
+        "SessionReport",
+        json!({"installId": "i", "version": "1.0.0", "channel": "stable", "clean": 1, "crashed": 0}),
+    );
     check_struct::<EventAggregate>(&document, "EventAggregate", event);
     check_struct::<BucketReport>(&document, "BucketReport", bucket.clone());
     check_struct::<InstanceReport>(&document, "InstanceReport", instance.clone());
@@ -1765,6 +1793,165 @@ async fn real_responses_match_the_document() {
         404,
         to("POST /api/v1/flags/{key}/archive")
             .at("/api/v1/flags/nope/archive")
+            .by(admin),
+        Empty,
+    )
+    .await;
+
+    // Desktop apps, their releases, commands and feeds.
+    let create_app = "POST /api/v1/apps";
+    c.expect(
+        201,
+        to(create_app).by(admin),
+        Json(example(&document, create_app)),
+    )
+    .await;
+    c.expect(
+        409,
+        to(create_app).by(admin),
+        Json(example(&document, create_app)),
+    )
+    .await;
+    c.expect(
+        422,
+        to(create_app).by(admin),
+        Json(json!({"key": "other", "channels": []})),
+    )
+    .await;
+    c.expect(200, to("GET /api/v1/apps").by(admin), Empty).await;
+    let create_app_release = "POST /api/v1/apps/{app}/releases";
+    let release = |version: &str, percent: f64| {
+        json!({
+            "channel": "stable", "version": version, "percent": percent, "notes": "Notes.",
+            "artifacts": [{"os": "macos", "arch": "arm64", "url": format!("https://dl.example.com/Desk-{version}.zip"),
+                "size": 1000, "sha512": format!("{}==", "A".repeat(86)), "signature": "c2lnbmF0dXJl"}],
+        })
+    };
+    let desk_releases = "/api/v1/apps/desk/releases";
+    c.expect(
+        201,
+        to(create_app_release).at(desk_releases).by(admin),
+        Json(release("1.0.0", 100.0)),
+    )
+    .await;
+    c.expect(
+        201,
+        to(create_app_release).at(desk_releases).by(admin),
+        Json(release("1.1.0", 0.0)),
+    )
+    .await;
+    c.expect(
+        409,
+        to(create_app_release).at(desk_releases).by(admin),
+        Json(release("1.1.0", 0.0)),
+    )
+    .await;
+    c.expect(
+        422,
+        to(create_app_release).at(desk_releases).by(admin),
+        Json(release("1.2", 0.0)),
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/apps/{app}")
+            .at("/api/v1/apps/desk")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        404,
+        to("GET /api/v1/apps/{app}")
+            .at("/api/v1/apps/none")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/apps/{app}/releases")
+            .at("/api/v1/apps/desk/releases?channel=stable")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    let one_release = "/api/v1/apps/desk/channels/stable/releases/1.1.0";
+    c.expect(
+        200,
+        to("GET /api/v1/apps/{app}/channels/{channel}/releases/{version}")
+            .at(one_release)
+            .by(admin),
+        Empty,
+    )
+    .await;
+    let release_command = "POST /api/v1/apps/{app}/channels/{channel}/releases/{version}/{command}";
+    c.expect(
+        200,
+        to(release_command)
+            .at(&format!("{one_release}/promote"))
+            .by(admin),
+        Json(json!({"percent": 5})),
+    )
+    .await;
+    c.expect(
+        409,
+        to(release_command)
+            .at(&format!("{one_release}/resume"))
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /apps/{app}/{file}").at("/apps/desk/stable-mac.yml"),
+        Empty,
+    )
+    .await;
+    c.expect(
+        404,
+        to("GET /apps/{app}/{file}").at("/apps/desk/stable.yml"),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /apps/{app}/{channel}/appcast.xml").at("/apps/desk/stable/appcast.xml?arch=arm64"),
+        Empty,
+    )
+    .await;
+    let tauri = "GET /apps/{app}/{channel}/tauri/{target}/{arch}/{current_version}";
+    c.expect(
+        204,
+        to(tauri).at("/apps/desk/stable/tauri/darwin/aarch64/1.0.0"),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to(tauri).at("/apps/desk/stable/tauri/darwin/aarch64/0.9.0"),
+        Empty,
+    )
+    .await;
+    c.expect(
+        400,
+        to(tauri).at("/apps/desk/stable/tauri/beos/aarch64/0.9.0"),
+        Empty,
+    )
+    .await;
+    let sessions = "POST /apps/{app}/sessions";
+    c.expect(202, to(sessions).at("/apps/desk/sessions"), Json(json!({"installId": "i-1", "version": "1.0.0", "channel": "stable", "clean": 3, "crashed": 1})))
+        .await;
+    c.expect(
+        422,
+        to(sessions).at("/apps/desk/sessions"),
+        Json(json!({"installId": "i-1", "version": "9.9.9", "channel": "stable", "clean": 1})),
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/apps/{app}/status")
+            .at("/api/v1/apps/desk/status")
             .by(admin),
         Empty,
     )

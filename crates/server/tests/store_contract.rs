@@ -205,6 +205,8 @@ contract!(
     webhook_outbox_is_written_with_the_transition,
     change_requests_apply_once_and_conflict_on_a_moved_base,
     protection_and_archive_marks_are_audited_writes,
+    app_releases_are_audited_and_guarded_by_revision,
+    app_sessions_are_counted_per_version,
 );
 
 fn change(n: i64) -> Change {
@@ -2505,4 +2507,173 @@ async fn protection_and_archive_marks_are_audited_writes(db: &TestDb) {
         .unwrap();
     assert_eq!(store.flag_activity().await.unwrap()[0].archived_ms, None);
     assert_eq!(audit_count(store).await, before + 4);
+}
+
+fn release_spec(version: &str, percent: f64) -> sluice_core::apps::ReleaseSpec {
+    serde_json::from_value(json!({
+        "channel": "stable",
+        "version": version,
+        "percent": percent,
+        "artifacts": [{"os": "windows", "arch": "x64", "url": "https://dl.example.com/a.exe",
+            "size": 10, "sha512": format!("{}==", "A".repeat(86))}],
+    }))
+    .unwrap()
+}
+
+async fn app_releases_are_audited_and_guarded_by_revision(db: &TestDb) {
+    use sluice_core::apps::{ReleaseCommand, ReleaseState, apply_command};
+    use sluice_server::store::{AppReleaseUpdate, NewApp};
+    let store = &*db.store;
+    let before = audit_count(store).await;
+    let app = store
+        .create_app(
+            &change(1),
+            &NewApp {
+                key: "desk".into(),
+                name: None,
+                channels: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(app.value.channels, ["stable", "beta", "nightly"]);
+    assert!(matches!(
+        store
+            .create_app(
+                &change(2),
+                &NewApp {
+                    key: "desk".into(),
+                    name: None,
+                    channels: None
+                }
+            )
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+    let created = store
+        .create_app_release(&change(3), "desk", &release_spec("1.0.0", 0.1))
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        created.release.share.weight(),
+        100,
+        "0.1% is 100 of 100,000"
+    );
+    assert_eq!(
+        created.release.salt, created.id,
+        "each release has its own salt"
+    );
+    assert!(matches!(
+        store
+            .create_app_release(&change(4), "desk", &release_spec("1.0.0", 1.0))
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+    let mut bad = release_spec("2.0.0", 1.0);
+    bad.channel = "canary".into();
+    match store.create_app_release(&change(5), "desk", &bad).await {
+        Err(StoreError::Invalid(errors)) => {
+            assert_eq!(errors.iter().next().unwrap().path.to_string(), "channel");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store
+            .create_app_release(&change(6), "nope", &release_spec("1.0.0", 1.0))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(audit_count(store).await, before + 2);
+
+    let halted = apply_command(&created.release, ReleaseCommand::Halt, 7).unwrap();
+    let update = AppReleaseUpdate {
+        action: "release.halt",
+        expected_revision: created.revision,
+        release: halted,
+        evidence: None,
+    };
+    let written = store
+        .update_app_release(&change(7), "desk", "stable", "1.0.0", &update)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(written.revision, 2);
+    assert_eq!(written.release.state, ReleaseState::Halted);
+    // The same update decided from the old revision is refused and writes nothing.
+    assert!(matches!(
+        store
+            .update_app_release(&change(8), "desk", "stable", "1.0.0", &update)
+            .await,
+        Err(StoreError::Conflict { current: 2 })
+    ));
+    assert_eq!(audit_count(store).await, before + 3);
+    let records = store
+        .list_audit(&AuditFilter {
+            action: Some("release.halt".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].resource, "app:desk/stable/1.0.0");
+    assert!(store.rolling_app_releases().await.unwrap().is_empty());
+    let listed = store
+        .list_app_releases("desk", Some("stable"))
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![written]);
+}
+
+async fn app_sessions_are_counted_per_version(db: &TestDb) {
+    use sluice_server::store::{NewApp, SessionReport};
+    let store = &*db.store;
+    store
+        .create_app(
+            &change(1),
+            &NewApp {
+                key: "desk".into(),
+                name: None,
+                channels: None,
+            },
+        )
+        .await
+        .unwrap();
+    let before = audit_count(store).await;
+    let now = 1_700_000_000_000;
+    for (install, version, clean, crashed, at) in [
+        ("a", "1.0.0", 5, 1, now),
+        ("b", "1.0.0", 2, 0, now + 1_000),
+        ("c", "1.1.0", 1, 3, now + 2_000),
+        ("a", "1.1.0", 0, 1, now + 120_000),
+    ] {
+        let report = SessionReport {
+            install_id: install.into(),
+            version: version.into(),
+            channel: "stable".into(),
+            clean,
+            crashed,
+        };
+        store.record_sessions("desk", &report, at).await.unwrap();
+    }
+    let old = store.session_counts("desk", "1.0.0", now).await.unwrap();
+    assert_eq!((old.n, old.k), (8, 1));
+    let new = store.session_counts("desk", "1.1.0", now).await.unwrap();
+    assert_eq!((new.n, new.k), (5, 4));
+    let later = store
+        .session_counts("desk", "1.1.0", now + 120_000)
+        .await
+        .unwrap();
+    assert_eq!((later.n, later.k), (1, 1));
+    let installs = store.install_versions("desk", now).await.unwrap();
+    let pairs: Vec<(String, i64)> = installs
+        .iter()
+        .map(|i| (i.version.clone(), i.installs))
+        .collect();
+    assert_eq!(pairs, [("1.0.0".to_owned(), 1), ("1.1.0".to_owned(), 2)]);
+    assert_eq!(
+        audit_count(store).await,
+        before,
+        "sessions are data, not configuration"
+    );
 }

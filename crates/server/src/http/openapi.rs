@@ -232,6 +232,8 @@ pub fn document() -> Value {
             { "name": "experiments", "description": "Shadow experiments: a candidate run beside the control, compared, and never served." },
             { "name": "webhooks", "description": "Where rollout transitions are announced, signed with HMAC-SHA256." },
             { "name": "releases", "description": "Releases: provenance, risk, rollback procedure, the pre-release checklist that gates promotion, the policy's plan, rollback drills, history and the learning report." },
+            { "name": "apps", "description": "Desktop apps: update channels, releases with a staged share, halts and the crash gate." },
+            { "name": "feeds", "description": "What desktop installs fetch (electron-updater, Sparkle and Tauri update feeds) and report (session outcomes). Public: see docs/desktop.md." },
             { "name": "health", "description": "Liveness, readiness, status and metrics." },
             { "name": "docs", "description": "This document and a page that renders it." },
         ],
@@ -410,6 +412,9 @@ fn all_paths() -> Value {
     }
     if let Value::Object(experiments) = experiment_paths() {
         all.extend(experiments);
+    }
+    if let Value::Object(apps) = app_paths() {
+        all.extend(apps);
     }
     governance::mark_gated(&mut all);
     Value::Object(all)
@@ -1070,6 +1075,198 @@ fn rollout_paths() -> Value {
     })
 }
 
+/// The desktop app paths: the admin API and the public feeds.
+#[allow(clippy::too_many_lines)]
+fn app_paths() -> Value {
+    let app = path_parameter("app", "The app's key.", key_schema());
+    let channel = path_parameter("channel", "The channel, such as `stable`.", key_schema());
+    let version = path_parameter("version", "The release's semantic version.", string());
+    let install = [
+        json!({ "name": "x-user-staging-id", "in": "header", "required": false, "description": "The install's stable id, as electron-updater sends it. Without any id the install is outside every partial cohort.", "schema": string() }),
+        json!({ "name": "x-sluice-install-id", "in": "header", "required": false, "description": "The install's stable id, for the other updaters.", "schema": string() }),
+        query_parameter(
+            "install",
+            "The install's stable id, when no header can be set.",
+            string(),
+        ),
+        json!({ "name": "x-sluice-manual", "in": "header", "required": false, "description": "`1` for a manual check, which gets a rolling release that allows it whatever the cohort.", "schema": string() }),
+        query_parameter("manual", "`1` for a manual check.", string()),
+    ];
+    let feed_params = |extra: Vec<Value>| {
+        let mut all = vec![app.clone()];
+        all.extend(extra);
+        all.extend(install.iter().cloned());
+        Value::Array(all)
+    };
+    json!({
+        "/api/v1/apps": {
+            "get": operation("listApps", "apps", "List apps", Access::Admin, json!({
+                "responses": { "200": json_response("The apps.", json!({ "type": "object", "properties": { "apps": { "type": "array", "items": schema("App") } } })) },
+            })),
+            "post": operation("createApp", "apps", "Create an app", Access::Admin, json!({
+                "description": "Channels default to stable, beta and nightly. Audited as `app.create`.",
+                "parameters": [parameter("Reason")],
+                "requestBody": json_body(schema("AppCreate"), json!({ "key": "desk", "name": "Desk" })),
+                "responses": {
+                    "201": json_response("Created.", schema("App")),
+                    "400": response("BadRequest"),
+                    "409": response("Conflict"),
+                    "422": response("Invalid"),
+                },
+            })),
+        },
+        "/api/v1/apps/{app}": {
+            "parameters": [app.clone()],
+            "get": operation("getApp", "apps", "Read an app and its releases", Access::Admin, json!({
+                "responses": { "200": json_response("The app and its releases.", json!({ "type": "object" })), "404": response("NotFound") },
+            })),
+        },
+        "/api/v1/apps/{app}/status": {
+            "parameters": [app.clone(), query_parameter("sinceMs", "Count installs that reported since then; the last 7 days by default.", int64())],
+            "get": operation("appStatus", "apps", "Installs per version, and each channel's releases", Access::Admin, json!({
+                "description": "Per channel: how many installs reported each version since `sinceMs`, with its share, and every release with its state and share.",
+                "responses": { "200": json_response("The status.", json!({ "type": "object" })), "404": response("NotFound") },
+            })),
+        },
+        "/api/v1/apps/{app}/releases": {
+            "parameters": [app.clone()],
+            "get": operation("listReleases", "apps", "List an app's releases", Access::Admin, json!({
+                "parameters": [query_parameter("channel", "Only this channel's.", key_schema())],
+                "responses": { "200": json_response("The releases, oldest first.", json!({ "type": "object", "properties": { "releases": { "type": "array", "items": schema("Release") } } })), "404": response("NotFound") },
+            })),
+            "post": operation("createRelease", "apps", "Create a release", Access::Admin, json!({
+                "description": "A release in one channel, offered at first to `percent` of its installs (0 when left out), or following `plan`. Audited as `release.create`.",
+                "parameters": [parameter("Reason")],
+                "requestBody": json_body(schema("ReleaseCreate"), json!({
+                    "channel": "stable", "version": "1.4.0", "percent": 1, "notes": "Faster sync.",
+                    "artifacts": [{ "os": "macos", "arch": "arm64", "url": "https://dl.example.com/Desk-1.4.0-arm64.zip", "size": 81234567, "sha512": "<88 base64 characters>", "signature": "<EdDSA or minisign signature>" }],
+                })),
+                "responses": {
+                    "201": json_response("Created.", schema("Release")),
+                    "400": response("BadRequest"),
+                    "404": response("NotFound"),
+                    "409": response("Conflict"),
+                    "422": response("Invalid"),
+                },
+            })),
+        },
+        "/api/v1/apps/{app}/channels/{channel}/releases/{version}": {
+            "parameters": [app.clone(), channel.clone(), version.clone()],
+            "get": operation("getRelease", "apps", "Read a release and what its crash gate says now", Access::Admin, json!({
+                "responses": { "200": json_response("The release, and for a plan the gate's decision with the sessions it judged.", json!({ "type": "object" })), "404": response("NotFound") },
+            })),
+        },
+        "/api/v1/apps/{app}/channels/{channel}/releases/{version}/{command}": {
+            "parameters": [app.clone(), channel.clone(), version.clone(), path_parameter("command", "What to do.", json!({ "type": "string", "enum": ["promote", "halt", "resume", "pull"] }))],
+            "post": operation("releaseCommand", "apps", "Promote, halt, resume or pull a release", Access::Admin, json!({
+                "description": "`promote` widens the share to `percent` (never narrower), or to the plan's next stage, or to everyone (complete); `halt` stops offering it at once; `resume` offers it again; `pull` never offers it again. Audited as `release.<command>`.",
+                "parameters": [parameter("Reason")],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "percent": { "type": "number" }, "reason": string() }, "additionalProperties": false } } } },
+                "responses": {
+                    "200": json_response("The release after the command.", schema("Release")),
+                    "404": response("NotFound"),
+                    "409": response("Conflict"),
+                    "422": response("Invalid"),
+                },
+            })),
+        },
+        "/apps/{app}/{file}": {
+            "get": operation("electronFeed", "feeds", "electron-updater feed", Access::Public, json!({
+                "description": "`{channel}.yml` (Windows), `{channel}-mac.yml`, `{channel}-linux.yml`: the release this install is offered, as electron-updater's `latest.yml`. `latest` means `stable`. 404 when the channel has nothing to offer.",
+                "parameters": feed_params(vec![path_parameter("file", "Such as `stable.yml` or `beta-mac.yml`.", string())]),
+                "responses": { "200": { "description": "The feed.", "content": { "text/yaml": { "schema": string() } } }, "404": response("NotFound") },
+            })),
+        },
+        "/apps/{app}/{channel}/appcast.xml": {
+            "get": operation("sparkleFeed", "feeds", "Sparkle appcast", Access::Public, json!({
+                "description": "An appcast with the one item this install is offered, or none.",
+                "parameters": feed_params(vec![channel.clone(), query_parameter("os", "macos (default), windows or linux.", string()), query_parameter("arch", "x64, arm64 or universal.", string())]),
+                "responses": { "200": { "description": "The appcast.", "content": { "application/rss+xml": { "schema": string() } } }, "404": response("NotFound") },
+            })),
+        },
+        "/apps/{app}/{channel}/tauri/{target}/{arch}/{current_version}": {
+            "get": operation("tauriFeed", "feeds", "Tauri update endpoint", Access::Public, json!({
+                "description": "Tauri's dynamic update JSON for the release this install is offered, or 204 when it is not newer than `current_version`.",
+                "parameters": feed_params(vec![channel.clone(), path_parameter("target", "darwin, windows or linux.", string()), path_parameter("arch", "x86_64, aarch64 or i686.", string()), path_parameter("current_version", "The running version.", string())]),
+                "responses": { "200": json_response("An update.", json!({ "type": "object" })), "204": { "description": "No update." }, "400": response("BadRequest"), "404": response("NotFound") },
+            })),
+        },
+        "/apps/{app}/sessions": {
+            "post": operation("reportSessions", "feeds", "Report session outcomes", Access::Public, json!({
+                "description": "One install's sessions of one version: how many ended cleanly and how many crashed (at most 1,000 per report), for the crash gate and `sluice app status`. Rate limited per client address.",
+                "parameters": [app.clone()],
+                "requestBody": json_body(schema("SessionReport"), json!({ "installId": "6f1c…", "version": "1.4.0", "channel": "stable", "clean": 3, "crashed": 1 })),
+                "responses": { "202": json_response("Recorded.", json!({ "type": "object" })), "400": response("BadRequest"), "404": response("NotFound"), "422": response("Invalid"), "429": response("TooManyRequests") },
+            })),
+        },
+    })
+}
+
+/// The desktop app schemas. Plans follow `docs/desktop.md`.
+fn app_schemas() -> Value {
+    let artifact = json!({
+        "type": "object",
+        "required": ["os", "arch", "url", "size", "sha512"],
+        "properties": {
+            "os": { "type": "string", "enum": ["windows", "macos", "linux"] },
+            "arch": { "type": "string", "enum": ["x64", "arm64", "ia32", "universal"] },
+            "url": string(),
+            "size": int64(),
+            "sha512": described(string(), "Base64, 88 characters."),
+            "signature": described(string(), "Sparkle's EdDSA signature, or the content of Tauri's `.sig` file."),
+        },
+        "additionalProperties": false,
+    });
+    json!({
+        "App": {
+            "type": "object",
+            "required": ["key", "channels", "createdMs", "version"],
+            "properties": { "key": string(), "name": nullable("string", "A name for people."), "channels": strings(), "createdMs": millis("Created"), "version": int64() },
+        },
+        "AppCreate": {
+            "type": "object",
+            "required": ["key"],
+            "properties": { "key": key_schema(), "name": string(), "channels": strings() },
+            "additionalProperties": false,
+        },
+        "ReleaseCreate": {
+            "type": "object",
+            "required": ["channel", "version", "artifacts"],
+            "properties": {
+                "channel": key_schema(),
+                "version": string(),
+                "artifacts": { "type": "array", "items": artifact.clone() },
+                "notes": string(),
+                "pubDate": described(string(), "RFC 3339; now when left out."),
+                "percent": described(json!({ "type": "number", "minimum": 0, "maximum": 100 }), "Percent of installs, in steps of 0.001."),
+                "allowManual": { "type": "boolean" },
+                "plan": described(json!({ "type": "object" }), "Stages with `percent`, `bake` and `minSessions`, and the crash rate `tolerance`."),
+            },
+            "additionalProperties": false,
+        },
+        "Release": {
+            "type": "object",
+            "required": ["id", "app", "channel", "version", "artifacts", "pubDateMs", "share", "state", "allowManual", "salt", "createdMs", "updatedMs", "revision"],
+            "properties": {
+                "id": string(), "app": string(), "channel": string(), "version": string(),
+                "artifacts": { "type": "array", "items": artifact },
+                "notes": string(), "pubDateMs": millis("Published"),
+                "share": { "type": "number" },
+                "state": { "type": "string", "enum": ["rolling", "halted", "complete", "pulled"] },
+                "allowManual": { "type": "boolean" }, "salt": string(),
+                "plan": { "type": "object" }, "gate": { "type": "object" },
+                "createdMs": millis("Created"), "updatedMs": millis("Last changed"), "revision": int64(),
+            },
+        },
+        "SessionReport": {
+            "type": "object",
+            "required": ["installId", "version", "channel"],
+            "properties": { "installId": string(), "version": string(), "channel": string(), "clean": int64(), "crashed": int64() },
+            "additionalProperties": false,
+        },
+    })
+}
+
 /// The rollout and webhook schemas. Nested core types (plans, transitions, decisions) are
 /// described in `docs/statistics.md` and left open here.
 #[allow(clippy::too_many_lines)]
@@ -1709,6 +1906,7 @@ fn schemas() -> Value {
         rollout_schemas(),
         governance::schemas(),
         release_schemas(),
+        app_schemas(),
         runtime_schemas(),
         evaluation_schemas(),
     ] {

@@ -239,8 +239,8 @@ pub async fn current_decision(
     Ok((window, decision))
 }
 
-/// The leader's loop: every `interval`, while this replica leads, one [`tick`] and one pass
-/// over the webhook outbox. Ends when the server shuts down.
+/// The leader's loop: every `interval`, while this replica leads, one [`tick`], one tick of
+/// the desktop release crash gate ([`crate::apps::tick`]) and one pass over the webhook outbox. Ends when the server shuts down.
 pub async fn run_loop(state: AppState, interval: Duration, deliverer: Deliverer) {
     let mut shutdown = state.shutdown_signal();
     let mut every = tokio::time::interval(interval);
@@ -256,6 +256,19 @@ pub async fn run_loop(state: AppState, interval: Duration, deliverer: Deliverer)
         let now = now_ms();
         if let Err(error) = tick(&state, now).await {
             tracing::error!(%error, "rollout tick failed");
+        }
+        match crate::apps::tick(&state, now).await {
+            Ok(outcomes) => {
+                for outcome in outcomes.iter().filter(|o| o.error.is_some()) {
+                    tracing::error!(
+                        app = outcome.app,
+                        version = outcome.version,
+                        error = outcome.error,
+                        "release gate failed"
+                    );
+                }
+            }
+            Err(error) => tracing::error!(%error, "release gate tick failed"),
         }
         if let Err(error) = deliver_due(state.store(), &deliverer, now_ms()).await {
             tracing::error!(%error, "webhook delivery failed");

@@ -19,6 +19,9 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::apps::{
+    self, App, AppReleaseUpdate, NewApp, SessionReport, StoredAppRelease, VersionInstalls,
+};
 use super::audit::{self, AuditFilter, AuditRecord, ChainReport, MAX_AUDIT_PAGE, Verifier};
 use super::governance::{self, ChangeRequest, ChangeStatus, NewChangeRequest, StoredProtection};
 use super::lifecycle::{self, FlagActivity};
@@ -955,6 +958,96 @@ impl Store for SqlStore {
         flag: &str,
     ) -> Result<Option<StoredRelease>, StoreError> {
         releases::of_rollout(&self.pool, rollout_id, flag).await
+    }
+
+    async fn create_app(
+        &self,
+        change: &Change,
+        app: &NewApp,
+    ) -> Result<Committed<App>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = apps::create_app(write.conn(), change, app).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        apps::list_apps(&self.pool).await
+    }
+
+    async fn get_app(&self, key: &str) -> Result<App, StoreError> {
+        apps::get_app(&self.pool, key).await
+    }
+
+    async fn create_app_release(
+        &self,
+        change: &Change,
+        app: &str,
+        spec: &sluice_core::apps::ReleaseSpec,
+    ) -> Result<Committed<StoredAppRelease>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = apps::create_app_release(write.conn(), change, app, spec).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn list_app_releases(
+        &self,
+        app: &str,
+        channel: Option<&str>,
+    ) -> Result<Vec<StoredAppRelease>, StoreError> {
+        apps::list_app_releases(&self.pool, app, channel).await
+    }
+
+    async fn get_app_release(
+        &self,
+        app: &str,
+        channel: &str,
+        version: &str,
+    ) -> Result<StoredAppRelease, StoreError> {
+        apps::get_app_release(&self.pool, app, channel, version).await
+    }
+
+    async fn rolling_app_releases(&self) -> Result<Vec<StoredAppRelease>, StoreError> {
+        apps::rolling_app_releases(&self.pool).await
+    }
+
+    async fn update_app_release(
+        &self,
+        change: &Change,
+        app: &str,
+        channel: &str,
+        version: &str,
+        update: &AppReleaseUpdate,
+    ) -> Result<Committed<StoredAppRelease>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome =
+            apps::update_app_release(write.conn(), change, app, channel, version, update).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn record_sessions(
+        &self,
+        app: &str,
+        report: &SessionReport,
+        received_ms: i64,
+    ) -> Result<(), StoreError> {
+        apps::record_sessions(&self.pool, self.backend(), app, report, received_ms).await
+    }
+
+    async fn session_counts(
+        &self,
+        app: &str,
+        version: &str,
+        since_ms: i64,
+    ) -> Result<sluice_core::rollout::Proportions, StoreError> {
+        apps::session_counts(&self.pool, app, version, since_ms).await
+    }
+
+    async fn install_versions(
+        &self,
+        app: &str,
+        since_ms: i64,
+    ) -> Result<Vec<VersionInstalls>, StoreError> {
+        apps::install_versions(&self.pool, app, since_ms).await
     }
 
     fn subscribe(&self) -> watch::Receiver<i64> {

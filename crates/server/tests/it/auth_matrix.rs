@@ -675,7 +675,106 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             Admin,
             Body::Empty,
         ),
+        // Desktop apps: admin only.
+        row(
+            Method::GET,
+            "/api/v1/apps",
+            "/api/v1/apps",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/apps",
+            "/api/v1/apps",
+            Admin,
+            json(json!({"key": "matrix-new"})),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/apps/{app}",
+            "/api/v1/apps/matrix",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/apps/{app}/status",
+            "/api/v1/apps/matrix/status",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/apps/{app}/releases",
+            "/api/v1/apps/matrix/releases",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/apps/{app}/releases",
+            "/api/v1/apps/matrix/releases",
+            Admin,
+            json(app_release("3.0.0", 0)),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/apps/{app}/channels/{channel}/releases/{version}",
+            "/api/v1/apps/matrix/channels/stable/releases/2.0.0",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/apps/{app}/channels/{channel}/releases/{version}/{command}",
+            "/api/v1/apps/matrix/channels/stable/releases/2.0.0/halt",
+            Admin,
+            Body::Empty,
+        ),
+        // Desktop update feeds and session reports: public, read-only or bounded.
+        row(
+            Method::GET,
+            "/apps/{app}/{file}",
+            "/apps/matrix/stable.yml",
+            Public,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/apps/{app}/{channel}/appcast.xml",
+            "/apps/matrix/stable/appcast.xml",
+            Public,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/apps/{app}/{channel}/tauri/{target}/{arch}/{current_version}",
+            "/apps/matrix/stable/tauri/darwin/aarch64/0.1.0",
+            Public,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/apps/{app}/sessions",
+            "/apps/matrix/sessions",
+            Public,
+            json(json!({"installId": "i-1", "version": "1.0.0", "channel": "stable", "clean": 1})),
+        ),
     ]
+}
+
+/// A release of the `matrix` app on stable, offered to `percent` of installs.
+fn app_release(version: &str, percent: u32) -> Value {
+    json!({
+        "channel": "stable", "version": version, "percent": percent,
+        "artifacts": [
+            {"os": "windows", "arch": "x64", "url": "https://dl.example.com/m.exe", "size": 1,
+             "sha512": format!("{}==", "A".repeat(86))},
+            {"os": "macos", "arch": "arm64", "url": "https://dl.example.com/m.zip", "size": 1,
+             "sha512": format!("{}==", "A".repeat(86)), "signature": "sig"},
+        ],
+    })
 }
 
 /// Change requests filed through the store by another admin, each creating a new flag:
@@ -933,6 +1032,20 @@ async fn every_route_answers_only_the_credentials_it_should() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let webhook = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .admin_json(Method::POST, "/api/v1/apps", json!({"key": "matrix"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (version, percent) in [("1.0.0", 100), ("2.0.0", 10)] {
+        let (status, body) = app
+            .admin_json(
+                Method::POST,
+                "/api/v1/apps/matrix/releases",
+                app_release(version, percent),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
     let changes = change_fixtures(&app).await;
     app.create_flag("ro-release", boolean_flag()).await;
     let (status, body) = app

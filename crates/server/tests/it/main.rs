@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod apps;
 mod auth_matrix;
 mod conformance;
 mod gitops;
