@@ -692,7 +692,7 @@ async fn the_schemas_match_the_core_model() {
     let crash = json!({"atMs": 1, "message": "m", "location": "a.rs:1:1", "variants": {"f": "on"}});
     check_struct::<sluice_core::apps::ReleaseSpec>(
         &document,
-        "ReleaseCreate",
+        "AppReleaseCreate",
         json!({
             "channel": "stable", "version": "1.0.0", "notes": "n", "pubDate": "2026-01-01T00:00:00Z",
             "percent": 5, "allowManual": true, "plan": {"stages": [{"percent": 100}]},
@@ -1652,6 +1652,110 @@ async fn real_responses_match_the_document() {
     )
     .await;
     c.expect(204, to(delete_env).at(qa).by(admin), Empty).await;
+
+    // Releases: one created, given evidence, overridden, started, drilled and reported on.
+    let probe = json!({"type": "boolean", "variants": {"on": true, "off": false}, "default_variant": "off"});
+    c.expect(
+        201,
+        to("POST /api/v1/flags/{key}")
+            .at("/api/v1/flags/release-probe")
+            .by(admin),
+        Json(probe),
+    )
+    .await;
+    let release = json!({
+        "name": "probe-release",
+        "flags": ["release-probe"],
+        "provenance": {"kind": "ai-assisted", "tool": "an assistant"},
+        "risk": "medium",
+        "rollback": {"kind": "flag-off", "steps": ["turn the flag off"], "expected_time_to_restore": "1m", "on_call": "ana"},
+    });
+    c.expect(
+        201,
+        to("POST /api/v1/releases").by(admin),
+        Json(release.clone()),
+    )
+    .await;
+    c.expect(422, to("POST /api/v1/releases").by(admin), Json(release))
+        .await;
+    c.expect(200, to("GET /api/v1/releases").by(admin), Empty)
+        .await;
+    let one = "/api/v1/releases/probe-release";
+    c.expect(
+        200,
+        to("GET /api/v1/releases/{id}").at(one).by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        404,
+        to("GET /api/v1/releases/{id}")
+            .at("/api/v1/releases/nothing")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        200,
+        to("GET /api/v1/releases/{id}/checklist")
+            .at("/api/v1/releases/probe-release/checklist")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    let evidence = "/api/v1/releases/probe-release/evidence";
+    c.expect(
+        200,
+        to("POST /api/v1/releases/{id}/evidence")
+            .at(evidence)
+            .by(admin),
+        Json(json!({"item": "limitations", "text": "none known"})),
+    )
+    .await;
+    c.expect(
+        422,
+        to("POST /api/v1/releases/{id}/evidence")
+            .at(evidence)
+            .by(admin),
+        Json(json!({"item": "vibes", "text": "x"})),
+    )
+    .await;
+    c.expect(
+        200,
+        to("POST /api/v1/releases/{id}/override")
+            .at("/api/v1/releases/probe-release/override")
+            .by(admin),
+        Json(json!({"reason": "conformance"})),
+    )
+    .await;
+    // The plan's first stages need their audiences.
+    for segment in ["internal", "beta"] {
+        let path = format!("/api/v1/segments/{segment}");
+        c.expect(
+            201,
+            to("POST /api/v1/segments/{name}").at(&path).by(admin),
+            Json(json!({"include": ["staff-1"]})),
+        )
+        .await;
+    }
+    c.expect(
+        201,
+        to("POST /api/v1/releases/{id}/start")
+            .at("/api/v1/releases/probe-release/start")
+            .by(admin),
+        Json(json!({"env": "staging"})),
+    )
+    .await;
+    c.expect(
+        200,
+        to("POST /api/v1/releases/{id}/drills")
+            .at("/api/v1/releases/probe-release/drills")
+            .by(admin),
+        Json(json!({"env": "staging", "timeoutSecs": 0.2})),
+    )
+    .await;
+    c.expect(200, to("GET /api/v1/reports/releases").by(admin), Empty)
+        .await;
 
     // Governance: a protected environment, change requests, stale flags, archiving.
     c.expect(

@@ -1130,19 +1130,19 @@ fn app_paths() -> Value {
         },
         "/api/v1/apps/{app}/releases": {
             "parameters": [app.clone()],
-            "get": operation("listReleases", "apps", "List an app's releases", Access::Admin, json!({
+            "get": operation("listAppReleases", "apps", "List an app's releases", Access::Admin, json!({
                 "parameters": [query_parameter("channel", "Only this channel's.", key_schema())],
-                "responses": { "200": json_response("The releases, oldest first.", json!({ "type": "object", "properties": { "releases": { "type": "array", "items": schema("Release") } } })), "404": response("NotFound") },
+                "responses": { "200": json_response("The releases, oldest first.", json!({ "type": "object", "properties": { "releases": { "type": "array", "items": schema("AppRelease") } } })), "404": response("NotFound") },
             })),
-            "post": operation("createRelease", "apps", "Create a release", Access::Admin, json!({
+            "post": operation("createAppRelease", "apps", "Create a release", Access::Admin, json!({
                 "description": "A release in one channel, offered at first to `percent` of its installs (0 when left out), or following `plan`. Audited as `release.create`.",
                 "parameters": [parameter("Reason")],
-                "requestBody": json_body(schema("ReleaseCreate"), json!({
+                "requestBody": json_body(schema("AppReleaseCreate"), json!({
                     "channel": "stable", "version": "1.4.0", "percent": 1, "notes": "Faster sync.",
                     "artifacts": [{ "os": "macos", "arch": "arm64", "url": "https://dl.example.com/Desk-1.4.0-arm64.zip", "size": 81234567, "sha512": "<88 base64 characters>", "signature": "<EdDSA or minisign signature>" }],
                 })),
                 "responses": {
-                    "201": json_response("Created.", schema("Release")),
+                    "201": json_response("Created.", schema("AppRelease")),
                     "400": response("BadRequest"),
                     "404": response("NotFound"),
                     "409": response("Conflict"),
@@ -1152,18 +1152,18 @@ fn app_paths() -> Value {
         },
         "/api/v1/apps/{app}/channels/{channel}/releases/{version}": {
             "parameters": [app.clone(), channel.clone(), version.clone()],
-            "get": operation("getRelease", "apps", "Read a release and what its crash gate says now", Access::Admin, json!({
+            "get": operation("getAppRelease", "apps", "Read a release and what its crash gate says now", Access::Admin, json!({
                 "responses": { "200": json_response("The release, and for a plan the gate's decision with the sessions it judged.", json!({ "type": "object" })), "404": response("NotFound") },
             })),
         },
         "/api/v1/apps/{app}/channels/{channel}/releases/{version}/{command}": {
             "parameters": [app.clone(), channel.clone(), version.clone(), path_parameter("command", "What to do.", json!({ "type": "string", "enum": ["promote", "halt", "resume", "pull"] }))],
-            "post": operation("releaseCommand", "apps", "Promote, halt, resume or pull a release", Access::Admin, json!({
+            "post": operation("appReleaseCommand", "apps", "Promote, halt, resume or pull a release", Access::Admin, json!({
                 "description": "`promote` widens the share to `percent` (never narrower), or to the plan's next stage, or to everyone (complete); `halt` stops offering it at once; `resume` offers it again; `pull` never offers it again. Audited as `release.<command>`.",
                 "parameters": [parameter("Reason")],
                 "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "percent": { "type": "number" }, "reason": string() }, "additionalProperties": false } } } },
                 "responses": {
-                    "200": json_response("The release after the command.", schema("Release")),
+                    "200": json_response("The release after the command.", schema("AppRelease")),
                     "404": response("NotFound"),
                     "409": response("Conflict"),
                     "422": response("Invalid"),
@@ -1229,7 +1229,7 @@ fn app_schemas() -> Value {
             "properties": { "key": key_schema(), "name": string(), "channels": strings() },
             "additionalProperties": false,
         },
-        "ReleaseCreate": {
+        "AppReleaseCreate": {
             "type": "object",
             "required": ["channel", "version", "artifacts"],
             "properties": {
@@ -1244,7 +1244,7 @@ fn app_schemas() -> Value {
             },
             "additionalProperties": false,
         },
-        "Release": {
+        "AppRelease": {
             "type": "object",
             "required": ["id", "app", "channel", "version", "artifacts", "pubDateMs", "share", "state", "allowManual", "salt", "createdMs", "updatedMs", "revision"],
             "properties": {

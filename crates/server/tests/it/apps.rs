@@ -614,7 +614,12 @@ async fn an_injected_crash_regression_halts_a_rolling_release_through_the_leader
     assert_eq!(evidence["verdict"]["outcome"], "fail", "{after}");
     assert_eq!(evidence["sessions"]["release"]["n"], 1000);
     assert_eq!(evidence["sessions"]["release"]["k"], 100);
-    assert_eq!(evidence["sessions"]["previous"]["n"], 4000);
+    // The loop may judge while the previous release's reports are still arriving: the
+    // evidence holds what was reported by then, at the previous release's 1% crash rate.
+    let previous = &evidence["sessions"]["previous"];
+    let n = previous["n"].as_u64().unwrap();
+    assert!((100..=4000).contains(&n) && n % 100 == 0, "{previous}");
+    assert_eq!(previous["k"].as_u64().unwrap(), n / 100, "{previous}");
 }
 
 #[tokio::test]
