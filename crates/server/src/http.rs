@@ -83,6 +83,7 @@ pub fn app(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(apps::router())
         .merge(feeds::router())
+        .layer(middleware::from_fn(write_deadline))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
@@ -160,6 +161,33 @@ async fn not_found(request: Request) -> ApiError {
         request.method(),
         request.uri().path()
     ))
+}
+
+/// How long a write may wait on the store before it is answered 503.
+pub const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Answers 503 to a write (any method but GET, HEAD and OPTIONS) that the store has not
+/// finished within [`WRITE_DEADLINE`], such as one stuck on a database that stopped
+/// answering: the caller learns at once instead of holding a connection until the request
+/// timeout. A write cut off this way may still commit if its commit was already on the wire,
+/// so the message says to read before retrying; a write that never reached its commit leaves
+/// nothing. Long operations (rollback drills) are routed outside this layer.
+async fn write_deadline(request: Request, next: Next) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(WRITE_DEADLINE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(format!(
+            "the store did not finish the write within {} s; read the resource back before \
+             retrying",
+            WRITE_DEADLINE.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 /// Turns a panic in any handler into a logged 500 that names the request id.

@@ -136,11 +136,18 @@ impl AppState {
         self.inner.revoked.subscribe()
     }
 
-    /// Re-reads which tokens are revoked, telling live streams when the set grows.
-    async fn refresh_revoked(&self) {
-        let Ok(tokens) = self.inner.store.list_tokens().await else {
-            return;
-        };
+    /// Re-reads the tokens: cached tokens that are no longer live are forgotten (the others
+    /// stay, so requests keep authenticating from memory while the store is unreachable), and
+    /// live streams are told when the revoked set grows. When the store cannot list them the
+    /// cache is left as it is and the caller retries: nothing can be revoked without the store.
+    async fn refresh_tokens(&self) -> Result<(), String> {
+        let tokens = self
+            .inner
+            .store
+            .list_tokens()
+            .await
+            .map_err(|e| format!("cannot read the tokens: {e}"))?;
+        self.inner.tokens.retain_live(&tokens);
         let revoked: HashSet<String> = tokens
             .into_iter()
             .filter(|t| t.revoked_at_ms.is_some())
@@ -153,6 +160,7 @@ impl AppState {
             *current = Arc::new(revoked);
             true
         });
+        Ok(())
     }
 
     /// A receiver that changes when the server begins to shut down.
@@ -174,8 +182,10 @@ impl AppState {
             Some(path) => self.load_files(path).await,
             None => self.load_store().await,
         };
-        self.inner.tokens.clear();
-        self.refresh_revoked().await;
+        let result = match self.refresh_tokens().await {
+            Ok(()) => result,
+            Err(error) => result.and(Err(error)),
+        };
         // A write that leaves every flag and segment as it was (a token, an environment's
         // description, a file touched without change) is not a new configuration for SDKs.
         let current = self.inner.configs.current();

@@ -236,6 +236,10 @@ pub enum StoreError {
         /// One resource that still refers to it.
         by: String,
     },
+    /// The database could not be reached, did not answer in time, or is busy with another
+    /// writer; nothing is known to have been written, and the caller may retry.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// The database failed, or returned something unreadable.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -250,9 +254,36 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::AlreadyExists
             }
+            sqlx::Error::PoolTimedOut => {
+                StoreError::Unavailable("no database connection became free in time".into())
+            }
+            sqlx::Error::Io(ref io) => StoreError::Unavailable(format!("connection: {io}")),
+            sqlx::Error::Database(ref database) if unavailable(database.code().as_deref()) => {
+                StoreError::Unavailable(database.message().to_owned())
+            }
             other => StoreError::Other(anyhow::Error::new(other)),
         }
     }
+}
+
+/// How long a request waits for a pooled database connection before the store answers
+/// [`StoreError::Unavailable`]: a database that is down or unreachable fails requests fast
+/// instead of queueing them.
+pub(crate) const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Database error codes that mean "not now" rather than "wrong": SQLite's busy and locked
+/// (5, 6, and their extended forms), PostgreSQL's connection exceptions (class 08), shutdown
+/// and cannot-connect-now (57P), and lock timeouts (55P03).
+fn unavailable(code: Option<&str>) -> bool {
+    let Some(code) = code else {
+        return false;
+    };
+    if code.len() == 5 {
+        // A PostgreSQL SQLSTATE; SQLite's codes have at most four digits.
+        return code.starts_with("08") || code.starts_with("57P") || code == "55P03";
+    }
+    code.parse::<u32>()
+        .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6))
 }
 
 impl From<serde_json::Error> for StoreError {

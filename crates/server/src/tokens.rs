@@ -3,8 +3,9 @@
 //! A token is `sluice_` followed by 64 hex digits of randomness, shown once when created.
 //! The store keeps only its SHA-256. Requests are authenticated by hashing the presented
 //! token and looking the hash up; the final comparison of digests is constant-time. Lookups
-//! are cached in memory and the cache is dropped on every configuration change (revoking a
-//! token is one), so a revoked token stops working as soon as the change is seen.
+//! are cached in memory; on every configuration change (revoking a token is one) the cache
+//! keeps only the tokens the store still lists as live, so a revoked token stops working as
+//! soon as the change is seen, and known tokens keep working while the store is unreachable.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -39,7 +40,8 @@ pub fn hash_secret(secret: &str) -> String {
 /// `ArcSwap`, without a lock; the first request with a token goes to the store and adds the
 /// token to a copy of the map. Unknown secrets are remembered apart, under a lock, so a flood
 /// of bad guesses neither copies the map nor reaches the store twice for the same guess.
-/// Both are emptied on every configuration change, which is also when tokens change.
+/// On every configuration change, which is also when tokens change, live tokens keep only
+/// those still live and unknown secrets are forgotten.
 #[derive(Debug, Default, Clone)]
 pub struct TokenCache {
     live: Arc<ArcSwap<Live>>,
@@ -64,6 +66,25 @@ impl TokenCache {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+
+    /// Keeps only the cached tokens that `tokens` (every token the store holds) lists as live,
+    /// and forgets unknown secrets, which may belong to tokens created since.
+    pub fn retain_live(&self, tokens: &[Token]) {
+        let live: HashSet<&str> = tokens
+            .iter()
+            .filter(|token| token.revoked_at_ms.is_none())
+            .map(|token| token.id.as_str())
+            .collect();
+        self.live.rcu(|cache| {
+            let mut next = Live::clone(cache);
+            for entries in next.values_mut() {
+                entries.retain(|(_, token)| live.contains(token.id.as_str()));
+            }
+            next.retain(|_, entries| !entries.is_empty());
+            next
+        });
+        self.missing().clear();
     }
 
     /// The live (unrevoked) token whose secret is `secret`, if any.

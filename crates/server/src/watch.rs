@@ -11,6 +11,9 @@ use crate::state::AppState;
 
 /// How often a follower tries to take the leader lock.
 const LEADER_RETRY: Duration = Duration::from_secs(5);
+/// How long after a failed reload from the store it is tried again.
+const RELOAD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long file events settle before a reload.
 const FILE_DEBOUNCE: Duration = Duration::from_millis(100);
 
@@ -40,17 +43,31 @@ pub fn spawn_background(state: &AppState) {
 async fn follow_store(state: AppState) {
     let mut versions = state.store().subscribe();
     let mut shutdown = state.shutdown_signal();
+    // A reload that failed (the store unreachable mid-way) is tried again, since the change
+    // feed may not say anything new until the next write.
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = versions.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                // In GitOps mode the store still owns tokens: reload drops the token cache.
-                let _ = state.reload().await;
             }
+            () = retry => {}
             _ = crate::state::until_shutdown(&mut shutdown) => return,
         }
+        // In GitOps mode the store still owns tokens: reload refreshes them too.
+        retry_at = state
+            .reload()
+            .await
+            .err()
+            .map(|_| tokio::time::Instant::now() + RELOAD_RETRY);
     }
 }
 

@@ -15,69 +15,20 @@ use futures_util::{Stream, StreamExt};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use sluice_server::{AppState, ServeArgs, Settings};
-use sqlx::{AnyConnection, Connection, Executor};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+#[path = "support/pg_database.rs"]
+mod pg_database;
+
+use pg_database::PgDatabase;
 
 const POSTGRES_ENV: &str = "SLUICE_TEST_POSTGRES_URL";
 /// How quickly a change must reach another replica's stream.
 const PROPAGATION_LIMIT: Duration = Duration::from_secs(1);
 /// Followers retry the leader lock every 5 s; allow for one retry and a slow machine.
 const FAILOVER_LIMIT: Duration = Duration::from_secs(12);
-
-/// A `sluice_test_<random>` database, dropped with this value, even when the test panics.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    async fn create(admin_url: String) -> PgDatabase {
-        sqlx::any::install_default_drivers();
-        let name = format!("sluice_test_{}", hex::encode(rand::random::<[u8; 8]>()));
-        let mut admin = AnyConnection::connect(&admin_url).await.unwrap();
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        PgDatabase { admin_url, name }
-    }
-
-    /// The admin URL with its database replaced by this one.
-    fn url(&self) -> String {
-        let (base, query) = match self.admin_url.split_once('?') {
-            Some((base, query)) => (base, format!("?{query}")),
-            None => (self.admin_url.as_str(), String::new()),
-        };
-        let (scheme, rest) = base.split_once("://").unwrap();
-        let authority = rest.split('/').next().unwrap();
-        format!("{scheme}://{authority}/{}{query}", self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // Drop cannot await, and runs inside a runtime: use a thread with its own.
-        let dropper = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let mut admin = AnyConnection::connect(&admin_url).await?;
-                admin.execute(sqlx::AssertSqlSafe(sql)).await?;
-                admin.close().await
-            })?;
-            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
-        });
-        if let Ok(Err(error)) = dropper.join() {
-            eprintln!("could not drop test database {}: {error}", self.name);
-        }
-    }
-}
 
 /// One replica, served in this process on 127.0.0.1:0.
 struct Replica {

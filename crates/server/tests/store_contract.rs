@@ -22,6 +22,11 @@ use sluice_server::store::{
 };
 use sqlx::{AnyConnection, Connection, Executor};
 
+#[path = "support/pg_database.rs"]
+mod pg_database;
+
+use pg_database::PgDatabase;
+
 const POSTGRES_ENV: &str = "SLUICE_TEST_POSTGRES_URL";
 
 /// A fresh store, plus a raw SQL connection string for tampering.
@@ -87,63 +92,6 @@ impl TestDb {
             .unwrap();
         conn.close().await.unwrap();
     }
-}
-
-/// A `sluice_test_<random>` database, dropped with this value, even when a test panics.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    async fn create(admin_url: String) -> PgDatabase {
-        sqlx::any::install_default_drivers();
-        let name = format!("sluice_test_{}", hex::encode(rand::random::<[u8; 8]>()));
-        let mut admin = AnyConnection::connect(&admin_url).await.unwrap();
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        PgDatabase { admin_url, name }
-    }
-
-    fn url(&self) -> String {
-        database_url(&self.admin_url, &self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // Drop cannot await, and may run inside a runtime: use a thread with its own.
-        let dropper = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let mut admin = AnyConnection::connect(&admin_url).await?;
-                admin.execute(sqlx::AssertSqlSafe(sql)).await?;
-                admin.close().await
-            })?;
-            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
-        });
-        if let Ok(Err(error)) = dropper.join() {
-            eprintln!("could not drop test database {}: {error}", self.name);
-        }
-    }
-}
-
-/// The admin URL with its database replaced by `name`.
-fn database_url(admin_url: &str, name: &str) -> String {
-    let (base, query) = match admin_url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (admin_url, String::new()),
-    };
-    let (scheme, rest) = base.split_once("://").unwrap();
-    let authority = rest.split('/').next().unwrap();
-    format!("{scheme}://{authority}/{name}{query}")
 }
 
 /// Defines each contract test twice: `sqlite::name` and `postgres::name`.

@@ -57,6 +57,9 @@ pub enum ApiError {
         /// Seconds to wait, at least 1.
         retry_after: u64,
     },
+    /// The store did not answer in time or could not be reached; the caller may retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything the server got wrong.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -76,6 +79,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,6 +92,9 @@ impl ApiError {
             StoreError::Conflict { current } => ApiError::PreconditionFailed { current },
             StoreError::Invalid(errors) => ApiError::Invalid(errors),
             StoreError::InUse { by } => ApiError::Conflict(format!("{what} is still used by {by}")),
+            StoreError::Unavailable(reason) => ApiError::Unavailable(format!(
+                "the store is unavailable ({reason}); retry shortly"
+            )),
             StoreError::Other(error) => ApiError::Internal(error),
         }
     }
@@ -136,6 +143,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1_u64));
+        }
         response
     }
 }
@@ -152,6 +164,7 @@ fn kind(error: &ApiError) -> &'static str {
         ApiError::PayloadTooLarge(_) => "payload_too_large",
         ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
         ApiError::TooManyRequests { .. } => "rate_limited",
+        ApiError::Unavailable(_) => "unavailable",
         ApiError::Internal(_) => "internal",
     }
 }

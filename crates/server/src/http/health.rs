@@ -10,6 +10,10 @@ use serde_json::json;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use crate::store::StoreError;
+
+/// How long `/ready` waits for the store before answering 503.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Health routes.
 pub fn router() -> Router<AppState> {
@@ -26,7 +30,10 @@ async fn health() -> Json<serde_json::Value> {
 /// 200 once the store answers and a configuration is loaded; 503 before. A failed reload
 /// is reported while the last good configuration keeps being served.
 async fn ready(State(state): State<AppState>) -> Response {
-    let store = state.store().config_version().await;
+    // A database that does not answer is as unready as one that refuses.
+    let store = tokio::time::timeout(READY_TIMEOUT, state.store().config_version())
+        .await
+        .unwrap_or(Err(StoreError::Unavailable("no answer in time".into())));
     let loaded = state.configs().current();
     let last_error = state.configs().last_error();
     let body = json!({

@@ -40,6 +40,7 @@ const MAX_CONNECTIONS: u32 = 10;
 pub(crate) async fn connect(url: &str) -> Result<AnyPool, StoreError> {
     Ok(AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(super::ACQUIRE_TIMEOUT)
         .connect(url)
         .await?)
 }

@@ -21,8 +21,10 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// How every write transaction begins.
 pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// How long a connection waits for another's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection waits for another's write lock before failing: long enough for
+/// writers to take turns, short enough that a database held by another process fails a
+/// request with 503 instead of hanging it.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Enough for concurrent readers; writers take turns anyway.
 const MAX_CONNECTIONS: u32 = 8;
@@ -60,6 +62,7 @@ pub(crate) async fn connect(path: &Path) -> Result<AnyPool, StoreError> {
 
     let pool = AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(super::ACQUIRE_TIMEOUT)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA synchronous = FULL").await?;
