@@ -102,7 +102,7 @@ mod tests {
         assert_eq!(journal, "wal");
         assert_eq!(synchronous, 2, "FULL");
         assert_eq!(foreign_keys, 1);
-        assert_eq!(busy, 30_000);
+        assert_eq!(busy, i64::try_from(BUSY_TIMEOUT.as_millis()).unwrap());
         drop(conn);
         pool.close().await;
         Ok(())
