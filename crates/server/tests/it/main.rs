@@ -14,5 +14,4 @@ mod ofrep;
 mod ofrep_client;
 mod releases;
 mod rollouts;
-mod stream;
 mod telemetry;

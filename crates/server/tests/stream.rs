@@ -1,4 +1,6 @@
-//! The live stream: a snapshot on connect, then each change, quickly.
+//! The live stream: a snapshot on connect, then each change, quickly. A test binary of its
+//! own, so that its one-second limits are not shared with other tests' work.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
@@ -6,7 +8,11 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{boolean_flag, spawn_app};
+#[path = "it/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use helpers::{boolean_flag, spawn_app};
 
 /// Reads SSE `data:` payloads of `put` events from a response.
 async fn next_put(
