@@ -1010,6 +1010,17 @@ impl Conformance<'_> {
                     errors.join("\n")
                 );
             } else {
+                // YAML documents are checked like JSON ones, as clients parse them.
+                if content_type == "application/yaml" {
+                    let parsed: Value = yaml_serde::from_str(&text)
+                        .unwrap_or_else(|e| panic!("{what}: not YAML ({e}): {text}"));
+                    let errors = validate(self.document, &media["schema"], &parsed);
+                    assert!(
+                        errors.is_empty(),
+                        "{what}: the YAML body does not match the document:\n{}",
+                        errors.join("\n")
+                    );
+                }
                 body = Value::String(text);
             }
         }

@@ -684,7 +684,7 @@ fn paths() -> Value {
                         "headers": { "X-Sluice-Config-Version": { "$ref": "#/components/headers/ConfigVersion" } },
                         "content": {
                             "application/json": { "schema": schema("FlagFile") },
-                            "application/yaml": { "schema": { "type": "string" } },
+                            "application/yaml": { "schema": schema("FlagFile") },
                         },
                     },
                     "400": response("BadRequest"),
