@@ -201,6 +201,7 @@ fn demo(
         ),
     )?;
     let outcome = drive(&client, view, &traffic);
+    view.end_live();
     traffic.stop();
     let (ended, started_at) = outcome?;
 
@@ -352,6 +353,7 @@ fn drive(client: &Client, view: &mut View, traffic: &Traffic) -> anyhow::Result<
         );
         view.rollout(&rollout, &status)?;
         if rollout["active"] == false {
+            view.end_live();
             break rollout;
         }
         if started_at.elapsed() > ROLLOUT_LIMIT {

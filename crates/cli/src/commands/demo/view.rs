@@ -94,6 +94,14 @@ impl View {
         Ok(())
     }
 
+    /// Ends the live view: the screen keeps its last drawing and later events are printed
+    /// as lines below it.
+    pub fn end_live(&mut self) {
+        if self.mode == Mode::Live {
+            self.mode = Mode::Text;
+        }
+    }
+
     /// Shows the rollout as it stands: redrawn live, or its guardrails as an event when
     /// their numbers changed (at most once a second).
     pub fn rollout(&mut self, rollout: &Value, status: &str) -> anyhow::Result<()> {
