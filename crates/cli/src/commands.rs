@@ -5,6 +5,7 @@ pub mod app;
 pub mod apply;
 pub mod audit;
 pub mod changes;
+pub mod demo;
 pub mod env;
 pub mod eval;
 pub mod flags;

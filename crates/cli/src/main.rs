@@ -45,6 +45,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole loop in two minutes on an embedded server: a change ships dark, passes its
+    /// checklist, rolls out while guardrails watch real SDK traffic, and (by default) is
+    /// caught regressing and rolled back by itself.
+    Demo(commands::demo::Args),
     /// Check flag files and print every problem with its file, line, column and path.
     Validate(commands::validate::Args),
     /// Evaluate flags from a file for a context, and say why each value was served.
@@ -105,6 +109,17 @@ fn init_tracing() {
         .try_init();
 }
 
+/// The demo logs only warnings (to stderr) unless `RUST_LOG` says otherwise: its own view
+/// is the output.
+fn init_demo_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let remote = || client::Client::new(&cli.url, cli.token.as_deref());
@@ -112,6 +127,10 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args),
         Command::Eval(args) => commands::eval::run(args, cli.json),
         Command::Simulate(args) => commands::simulate::run(args, cli.json),
+        Command::Demo(args) => {
+            init_demo_tracing();
+            commands::demo::run(args, cli.json)
+        }
         Command::Serve(args) => {
             init_tracing();
             commands::serve::run(args.clone())

@@ -409,7 +409,7 @@ fn outcome_text(outcome: &Value) -> String {
 }
 
 /// Draws a rollout for people.
-fn render(out: &mut impl Write, rollout: &Value) -> anyhow::Result<()> {
+pub(crate) fn render(out: &mut impl Write, rollout: &Value) -> anyhow::Result<()> {
     writeln!(
         out,
         "Rollout {} of `{}` in {}: `{}` → `{}`",
