@@ -48,7 +48,8 @@ pub use controller::{
 pub use exposure::{Exposure, RULE_PREFIX, Share};
 
 pub use decide::{
-    Action, HoldReason, Observation, PauseReason, Srm, StageDecision, Window, decide, srm_check,
+    Action, HoldReason, Observation, PauseReason, Srm, StageDecision, Window, decide,
+    keeps_audiences, srm_check,
 };
 pub use judge::{
     Arms, Evidence, Exceedance, Inconclusive, Interval, JudgeConfig, LatencySketch,

@@ -263,8 +263,12 @@ impl Harness {
             return None;
         }
         let elapsed = Duration::from_millis((self.now - self.stage_start).max(0) as u64);
+        // Audiences of earlier stages stay on the new variant beside the random share.
+        let audiences_kept = plan.stages[..state.stage]
+            .iter()
+            .any(|earlier| earlier.audience != Audience::Everyone);
         let srm_broken = !stage.percent.is_all()
-            && srm_check(window.exposures, stage.percent.fraction()).mismatch;
+            && srm_check(window.exposures, stage.percent.fraction(), audiences_kept).mismatch;
         let gate_met = match stage.gate {
             Gate::Pass => outcomes.iter().all(|o| *o == Outcome::Pass),
             Gate::NoFailure => true,

@@ -484,8 +484,9 @@ fn a_failure_acts_at_once_by_the_plan_policy() {
 
 #[test]
 fn a_sample_ratio_mismatch_blocks_advancing() {
-    // 10% was asked for and 11% arrived.
-    let decision = decide(&plan(), 2, &window(3, (445_000, 4450), (55_000, 550)));
+    // 10% was asked for (beside the staff and beta audiences kept on the new variant) and
+    // only 9% arrived.
+    let decision = decide(&plan(), 2, &window(3, (455_000, 4550), (45_000, 450)));
     let Action::Hold { reasons } = &decision.action else {
         panic!("{:?}", decision.action)
     };
@@ -498,6 +499,21 @@ fn a_sample_ratio_mismatch_blocks_advancing() {
         "{}",
         decision.summary
     );
+    // More than 10% is what the kept audiences add: not a mismatch, at 11% or at 20%.
+    for treatment in [55_000, 100_000] {
+        let surplus = decide(
+            &plan(),
+            2,
+            &window(3, (500_000 - treatment, 4450), (treatment, 550)),
+        );
+        let srm = surplus.srm.unwrap();
+        assert!(srm.at_least && !srm.mismatch, "{srm:?}");
+        assert!(
+            surplus.summary.contains("at least 10.000%"),
+            "{}",
+            surplus.summary
+        );
+    }
     // Audience stages at 100% have no randomised split to check.
     let staff = decide(&plan(), 0, &window(1, (180_000, 1800), (200, 2)));
     assert_eq!(staff.srm, None);

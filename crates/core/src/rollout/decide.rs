@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::rollout::judge::{Arms, JudgeConfig, MetricData, Outcome, Verdict, judge};
-use crate::rollout::plan::{FailurePolicy, Gate, Metric, RolloutPlan, duration_text};
+use crate::rollout::plan::{Audience, FailurePolicy, Gate, Metric, RolloutPlan, duration_text};
 use crate::rollout::stats::{self, ChiSquare, SRM_MIN_PER_ARM, SRM_P_THRESHOLD};
 
 /// One metric's data for the window.
@@ -60,12 +60,21 @@ pub struct Srm {
     pub observed: Arms<u64>,
     /// The chi-square test, when both arms have enough exposures to run it.
     pub test: Option<ChiSquare>,
-    /// Whether the split is broken: p below 0.001.
+    /// Whether audiences of earlier stages stay on the new variant, so the treatment share
+    /// may exceed the split and only a share below it is a mismatch.
+    #[serde(default)]
+    pub at_least: bool,
+    /// Whether the split is broken: p below 0.001 (and, when `at_least`, too few treatment
+    /// exposures rather than too many).
     pub mismatch: bool,
 }
 
 /// Checks exposures against a stage's split, for stages with a randomised control.
-pub fn srm_check(exposures: Arms<u64>, expected_treatment_share: f64) -> Srm {
+///
+/// With `at_least`, earlier stages' audiences (staff, beta testers) stay on the new variant
+/// beside the random share, so more treatment than the split gives is expected, by an amount
+/// that depends on how much of the traffic they are; only too little treatment is a mismatch.
+pub fn srm_check(exposures: Arms<u64>, expected_treatment_share: f64, at_least: bool) -> Srm {
     let test = (exposures.control >= SRM_MIN_PER_ARM && exposures.treatment >= SRM_MIN_PER_ARM)
         .then(|| {
             stats::chi_square_test(
@@ -74,12 +83,27 @@ pub fn srm_check(exposures: Arms<u64>, expected_treatment_share: f64) -> Srm {
             )
         })
         .flatten();
+    let total = exposures.control.saturating_add(exposures.treatment);
+    #[allow(clippy::cast_precision_loss)]
+    let too_little_treatment =
+        (exposures.treatment as f64) < expected_treatment_share * total as f64;
     Srm {
         expected_treatment_share,
         observed: exposures,
         test,
-        mismatch: test.is_some_and(|t| t.p_value < SRM_P_THRESHOLD),
+        at_least,
+        mismatch: test.is_some_and(|t| t.p_value < SRM_P_THRESHOLD)
+            && (!at_least || too_little_treatment),
     }
+}
+
+/// Whether a stage before `stage` targets a specific audience, which then stays on the new
+/// variant beside the stage's random share.
+pub fn keeps_audiences(plan: &RolloutPlan, stage: usize) -> bool {
+    plan.stages
+        .iter()
+        .take(stage)
+        .any(|earlier| !matches!(earlier.audience, Audience::Everyone))
 }
 
 /// Why a stage holds.
@@ -251,16 +275,22 @@ pub(crate) fn decide_at(
         .map(|v| v.evidence.metric.clone())
         .collect();
     // A stage at 100% of its audience has no randomised control, so no split to check.
-    let srm = (!current.percent.is_all())
-        .then(|| srm_check(window.exposures, current.percent.fraction()));
+    let srm = (!current.percent.is_all()).then(|| {
+        srm_check(
+            window.exposures,
+            current.percent.fraction(),
+            keeps_audiences(plan, stage),
+        )
+    });
     if let Some(srm) = &srm
         && let Some(test) = &srm.test
     {
         lines.push(format!(
-            "Sample ratio: {} control and {} treatment exposures against an expected {:.3}% treatment share, \
+            "Sample ratio: {} control and {} treatment exposures against an expected {}{:.3}% treatment share, \
              chi-square {:.3}, p = {:.3e}{}.",
             srm.observed.control,
             srm.observed.treatment,
+            if srm.at_least { "at least " } else { "" },
             srm.expected_treatment_share * 100.0,
             test.statistic,
             test.p_value,
