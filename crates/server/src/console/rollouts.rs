@@ -20,7 +20,7 @@ use futures_util::Stream;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
-use sluice_core::rollout::{Outcome, StageDecision, Verdict};
+use sluice_core::rollout::{Inconclusive, Outcome, StageDecision, Verdict, format_duration};
 
 use super::layout::{Section, error_page, page, time};
 use super::outcome::respond;
@@ -113,7 +113,12 @@ fn verdict_row(verdict: &Verdict) -> Markup {
         Outcome::Fail => ("badge fail", "fail".to_owned()),
         Outcome::Inconclusive(why) => (
             "badge inconclusive",
-            format!("inconclusive ({})", format!("{why:?}").to_lowercase()),
+            match why {
+                Inconclusive::NotEnoughData => "inconclusive: not enough data",
+                Inconclusive::Holding => "inconclusive: still deciding",
+                Inconclusive::InvalidData => "inconclusive: invalid data",
+            }
+            .to_owned(),
         ),
     };
     html! {
@@ -166,7 +171,7 @@ pub fn live(
             @for (i, stage) in stages.iter().enumerate() {
                 li class=(if i < state.stage { "done" } else if i == state.stage { "current" } else { "" })
                     aria-current=[(i == state.stage).then_some("step")] {
-                    (stage.label()) " · bake " (stage.bake.as_secs()) " s"
+                    (stage.label()) " · bake " (format_duration(stage.bake))
                     @if stage.approvals > 0 { " · " (stage.approvals) " approval(s)" }
                 }
             }

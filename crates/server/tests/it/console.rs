@@ -192,6 +192,39 @@ async fn start_rollout(app: &TestApp, flag: &str) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
+/// Reports two buckets of `checkout` telemetry in production: `on` and `off`, with errors
+/// and latencies.
+async fn report_metrics(app: &TestApp) {
+    let server = app.token("server", Some("production")).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start = sluice_core::telemetry::bucket_start(now);
+    let mut buckets = Vec::new();
+    for (i, start) in [start - 20_000, start - 10_000, start].iter().enumerate() {
+        for (variant, exposures, errors) in [("on", 100 + 50 * i, 2 * i), ("off", 120, 1)] {
+            buckets.push(json!({
+                "startMs": start, "flag": "checkout", "variant": variant, "configVersion": 1,
+                "exposures": exposures, "errors": errors,
+            }));
+        }
+    }
+    let batch = json!({
+        "batchId": "console-test",
+        "instance": {"id": "console-instance", "sdk": "test", "configVersion": 1},
+        "sentAtMs": now,
+        "buckets": buckets,
+    });
+    let response = app
+        .request(Method::POST, "/api/v1/metrics", Some(&server))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 async fn production_enabled(app: &TestApp, key: &str) -> bool {
     let (status, body) = app.get(&format!("/api/v1/flags/{key}"), &app.admin).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -377,6 +410,21 @@ async fn a_read_only_token_sees_no_write_buttons_and_cannot_post() {
     let (_, reader) = login(&app, &server).await;
     let reader = reader.unwrap();
 
+    report_metrics(&app).await;
+    let (_, _, detail) = page(&app, Some(&reader), "/flags/checkout").await;
+    assert!(
+        detail.contains("when plan is &quot;staff&quot;: serve on"),
+        "{detail}"
+    );
+    assert_eq!(
+        detail.matches("<polyline").count(),
+        4,
+        "exposures and error rate for on and off: {detail}"
+    );
+    assert!(
+        detail.contains("on: latest 2.00%"),
+        "the error rate of on: {detail}"
+    );
     let (_, _, admin_flags) = page(&app, Some(&admin), "/flags").await;
     assert!(
         admin_flags.contains("/flags/checkout/kill?env=production"),
@@ -520,6 +568,7 @@ async fn the_console_in_a_browser_kills_a_flag_and_follows_a_rollout_live() {
     .await;
     app.create_flag("checkout", live_flag()).await;
     let rollout = start_rollout(&app, "rollout-flag").await;
+    report_metrics(&app).await;
     let client_token = app.token("client", Some("production")).await;
     let (_, before) = app
         .ofrep(&client_token, "checkout", json!({"targetingKey": "user-1"}))
