@@ -589,12 +589,12 @@ async fn the_console_in_a_browser_kills_a_flag_and_follows_a_rollout_live() {
     browser.screenshot(&shots.join("01-login.png")).await;
     browser.type_into("#token", &app.admin).await;
     browser.click("button[type=submit]").await;
-    assert_eq!(browser.text("h1").await, "Flags");
+    browser.wait_exact("h1", "Flags").await;
     browser.screenshot(&shots.join("02-flags.png")).await;
 
     // 2. Open the flag.
     browser.click("a[href='/flags/checkout']").await;
-    assert_eq!(browser.text("h1").await, "checkout");
+    browser.wait_exact("h1", "checkout").await;
     assert!(
         browser
             .text("main")
@@ -607,12 +607,12 @@ async fn the_console_in_a_browser_kills_a_flag_and_follows_a_rollout_live() {
     browser
         .click("a[href='/flags/checkout/kill?env=production']")
         .await;
-    assert_eq!(browser.text("h1").await, "Kill checkout?");
+    browser.wait_exact("h1", "Kill checkout?").await;
     browser.screenshot(&shots.join("04-kill-confirm.png")).await;
     browser.type_into("#reason", "browser test").await;
     browser.click("button.danger").await;
-    assert_eq!(browser.text("h1").await, "checkout");
-    assert!(browser.text("#env-production").await.contains("off"));
+    browser.wait_exact("h1", "checkout").await;
+    browser.wait_text("#env-production", "off").await;
     browser.screenshot(&shots.join("05-killed.png")).await;
 
     // 4. OFREP now answers the off variant.
@@ -663,6 +663,19 @@ async fn the_console_in_a_browser_kills_a_flag_and_follows_a_rollout_live() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     browser.screenshot(&shots.join("07-rollout-live.png")).await;
+    // The same console on a phone: nothing wider than the screen but the tables' own scroll.
+    browser.resize(390, 844).await;
+    browser.goto(&format!("{base}/flags")).await;
+    let overflow = browser
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        )
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the page scrolls sideways on a phone: {overflow}"
+    );
+    browser.screenshot(&shots.join("08-flags-phone.png")).await;
     browser.quit().await;
     println!("console screenshots: {}", shots.display());
     println!("browser test took {:?}", started.elapsed());

@@ -176,13 +176,62 @@ impl Browser {
         .await;
     }
 
+    /// The rendered text of the element matching `css`, waiting up to 5 s for it. Read by
+    /// script in one step, so an element replaced meanwhile (a live update, a navigation)
+    /// is never a stale reference.
     pub async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.ok(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+        let script = format!(
+            "var e = document.querySelector({}); return e ? e.innerText : null;",
+            serde_json::to_string(css).unwrap()
+        );
+        let started = Instant::now();
+        loop {
+            let value = self
+                .call(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    Some(json!({"script": script, "args": []})),
+                )
+                .await;
+            if let Some(text) = value.as_str() {
+                return text.to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no element `{css}` on {}: {value}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits up to 5 s for the text of `css` to contain `expected` (a page may still be
+    /// loading after a click submits a form); returns it.
+    pub async fn wait_text(&self, css: &str, expected: &str) -> String {
+        self.wait_until(css, expected, |text| text.contains(expected))
             .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+    }
+
+    /// Waits up to 5 s for the text of `css` to be exactly `expected`.
+    pub async fn wait_exact(&self, css: &str, expected: &str) {
+        self.wait_until(css, expected, |text| text.trim() == expected)
+            .await;
+    }
+
+    async fn wait_until(&self, css: &str, expected: &str, ok: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text(css).await;
+            if ok(&text) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "`{css}` on {} says `{text}`, not `{expected}`",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn execute(&self, script: &str) -> Value {
@@ -192,6 +241,16 @@ impl Browser {
             Some(json!({"script": script, "args": []})),
         )
         .await
+    }
+
+    /// Resizes the window, such as to a phone's 390 × 844.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.ok(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
     }
 
     /// Saves a PNG of the viewport to `path`.
