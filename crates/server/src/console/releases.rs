@@ -153,7 +153,12 @@ async fn detail(State(state): State<AppState>, viewer: Viewer, Path(id): Path<St
                         td {
                             @if let Some(e) = &item.evidence {
                                 (e.text.as_deref().unwrap_or("")) " "
-                                @if let Some(link) = &e.link { a href=(link) rel="noreferrer" { (link) } " " }
+                                @if let Some(link) = &e.link {
+                                    // Only web links become links: never `javascript:` and the like.
+                                    @if link.starts_with("https://") || link.starts_with("http://") {
+                                        a href=(link) rel="noreferrer" { (link) } " "
+                                    } @else { code { (link) } " " }
+                                }
                                 span.muted { "by " (e.by) ", " (time(e.at_ms)) }
                             }
                         }
