@@ -681,3 +681,76 @@ async fn the_console_in_a_browser_kills_a_flag_and_follows_a_rollout_live() {
     println!("browser test took {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[tokio::test]
+async fn an_admin_reads_releases_and_the_audit_log_with_its_chain_check() {
+    let app = spawn_app().await;
+    app.create_flag("checkout", live_flag()).await;
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v1/segments/internal",
+            json!({"include": ["staff-1"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v1/releases",
+            json!({
+                "name": "new-checkout", "flags": ["checkout"], "provenance": {"kind": "ai-assisted"},
+                "risk": "high", "rollback": {"kind": "flag-off"}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let release = body["id"].as_str().unwrap().to_owned();
+    let (_, session) = login(&app, &app.admin).await;
+    let session = session.unwrap();
+
+    let (status, _, list) = page(&app, Some(&session), "/releases").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        list.contains("new-checkout") && list.contains("Report by provenance"),
+        "{list}"
+    );
+    assert!(list.contains("ai-assisted"), "{list}");
+    let (status, _, detail) = page(&app, Some(&session), &format!("/releases/{release}")).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert!(detail.contains("Checklist"), "{detail}");
+    assert_eq!(
+        detail.matches("<tr><th scope=\"row\">").count(),
+        6,
+        "six checklist items: {detail}"
+    );
+
+    let (status, _) = post(
+        &app,
+        &session,
+        "/flags/checkout/kill",
+        &[
+            ("env", "production"),
+            ("csrf", &session.csrf),
+            ("reason", "audited"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, audit) = page(&app, Some(&session), "/audit?action=flag.kill").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(audit.contains("chain verifies"), "{audit}");
+    assert!(
+        audit.contains("audited") && audit.contains("flag:checkout"),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("flag.create"),
+        "the filter keeps only kills: {audit}"
+    );
+    let (_, _, all) = page(&app, Some(&session), "/audit").await;
+    assert!(
+        all.contains("flag.create") && all.contains("release.create"),
+        "{all}"
+    );
+}
