@@ -62,7 +62,9 @@ pub const REASON: HeaderName = HeaderName::from_static("x-sluice-reason");
 /// The whole application.
 pub fn app(state: AppState) -> Router {
     let settings = state.settings().clone();
+    let sessions = std::sync::Arc::new(crate::console::session::Sessions::default());
     let timed = Router::new()
+        .merge(crate::console::router(sessions.clone()))
         .merge(ofrep::evaluation_router())
         .merge(lifecycle::router())
         .merge(flags::router())
@@ -91,7 +93,8 @@ pub fn app(state: AppState) -> Router {
     let streaming = Router::new()
         .merge(ofrep::events_router())
         .merge(stream::router())
-        .merge(releases::drill_router());
+        .merge(releases::drill_router())
+        .merge(crate::console::events_router(sessions));
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])

@@ -11,6 +11,7 @@ pub mod answers;
 pub mod apps;
 pub mod config;
 pub mod configs;
+pub mod console;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

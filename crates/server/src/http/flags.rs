@@ -177,14 +177,15 @@ async fn remove(
 
 /// Which environment a kill or restore applies to, and why.
 #[derive(Debug, Deserialize)]
-struct Switch {
+pub(crate) struct Switch {
     /// The environment; without it, the flag's base `enabled`.
-    env: Option<String>,
+    pub(crate) env: Option<String>,
     /// Why, for the audit log.
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
-async fn switch(
+/// Turns a flag off or back on, as `POST …/kill` and `…/restore` do (the console too).
+pub(crate) async fn switch(
     state: AppState,
     caller: Caller,
     headers: HeaderMap,

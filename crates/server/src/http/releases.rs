@@ -74,7 +74,7 @@ async fn load(state: &AppState, id: &str) -> Result<StoredRelease, ApiError> {
 }
 
 /// A release for the API, with its checklist.
-async fn view(state: &AppState, release: &StoredRelease) -> Result<Value, ApiError> {
+pub(crate) async fn view(state: &AppState, release: &StoredRelease) -> Result<Value, ApiError> {
     let checklist = checklist(state.store(), release, now_ms()).await?;
     let rollouts = state.store().release_rollouts(&release.id).await?;
     Ok(json!({

@@ -448,7 +448,7 @@ fn command_body(bytes: &Bytes) -> Result<CommandBody, ApiError> {
 
 /// Which command a route runs.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Start,
     Pause,
     Resume,
@@ -458,7 +458,8 @@ enum Kind {
     Approve,
 }
 
-async fn steer(
+/// Runs a person's command on a rollout, as the command routes do (the console too).
+pub(crate) async fn steer(
     state: AppState,
     caller: Caller,
     headers: HeaderMap,

@@ -8,6 +8,10 @@
 //! token's scope is wrong. Environment-scoped routes serve a staging token staging's data,
 //! which is checked too. No response to a client token may carry rules (`"rules"` or
 //! `"when"`), except public documentation that anyone may read.
+//!
+//! The web console's pages and forms ([`Access::Console`]) ignore API credentials: they
+//! run on a session cookie, and without one every credential is sent to `/login` (303).
+//! `tests/it/console.rs` tests what sessions may do.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -85,6 +89,9 @@ enum Access {
     Admin,
     /// An admin token, or a server token of the environment read (production in the table).
     Observe,
+    /// A console page or form: API credentials are no session, so every one is 303 to
+    /// `/login`.
+    Console,
 }
 
 impl Access {
@@ -106,6 +113,7 @@ impl Access {
             Access::Observe => {
                 matches!(credential, Credential::ServerProduction | Credential::Admin)
             }
+            Access::Console => false,
         }
     }
 
@@ -117,6 +125,7 @@ impl Access {
             Access::Server => "server (production)",
             Access::Admin => "admin",
             Access::Observe => "server (production) or admin",
+            Access::Console => "a console session",
         }
     }
 }
@@ -161,7 +170,7 @@ struct Fixtures {
 
 /// Every route the router serves. Keep it complete: the sources are checked against it.
 fn routes(fixtures: &Fixtures) -> Vec<Route> {
-    use Access::{Admin, Evaluate, Observe, Public, Server};
+    use Access::{Admin, Console, Evaluate, Observe, Public, Server};
     let row =
         |method: Method, template: &'static str, path: &str, access: Access, body: Body| Route {
             method,
@@ -173,6 +182,7 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
         };
     let json = Body::Json;
     let evaluation = json!({"context": {"targetingKey": "user-1"}});
+    let rollout = format!("/rollouts/{}", fixtures.rollouts[0]);
     vec![
         // Public: health, documentation and metrics.
         row(Method::GET, "/health", "/health", Public, Body::Empty),
@@ -761,6 +771,78 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             Public,
             json(json!({"installId": "i-1", "version": "1.0.0", "channel": "stable", "clean": 1})),
         ),
+        // The web console: public sign-in and assets; everything else needs a session.
+        row(Method::GET, "/login", "/login", Public, Body::Empty),
+        row(
+            Method::GET,
+            "/console.css",
+            "/console.css",
+            Public,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/console.js",
+            "/console.js",
+            Public,
+            Body::Empty,
+        ),
+        row(Method::POST, "/login", "/login", Console, Body::Empty),
+        row(Method::POST, "/logout", "/logout", Console, Body::Empty),
+        row(Method::GET, "/", "/", Console, Body::Empty),
+        row(Method::GET, "/flags", "/flags", Console, Body::Empty),
+        row(
+            Method::GET,
+            "/flags/{key}",
+            "/flags/checkout",
+            Console,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/flags/{key}/kill",
+            "/flags/checkout/kill?env=production",
+            Console,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/flags/{key}/kill",
+            "/flags/checkout/kill",
+            Console,
+            Body::Empty,
+        ),
+        row(Method::GET, "/rollouts", "/rollouts", Console, Body::Empty),
+        row(
+            Method::GET,
+            "/rollouts/{id}",
+            &rollout,
+            Console,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/rollouts/{id}/events",
+            &format!("{rollout}/events"),
+            Console,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/rollouts/{id}/{command}",
+            &format!("{rollout}/pause"),
+            Console,
+            Body::Empty,
+        ),
+        row(Method::GET, "/releases", "/releases", Console, Body::Empty),
+        row(
+            Method::GET,
+            "/releases/{id}",
+            "/releases/matrix-release",
+            Console,
+            Body::Empty,
+        ),
+        row(Method::GET, "/audit", "/audit", Console, Body::Empty),
     ]
 }
 
@@ -1076,6 +1158,10 @@ async fn every_route_answers_only_the_credentials_it_should() {
         webhook,
         changes,
     });
+    let console_client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let mut problems = Vec::new();
     let mut calls = 0;
     for route in &table {
@@ -1083,6 +1169,31 @@ async fn every_route_answers_only_the_credentials_it_should() {
         // that still exists and shows as an unexpected 2xx.
         for credential in CREDENTIALS {
             calls += 1;
+            if route.access == Access::Console {
+                let mut request = console_client.request(
+                    route.method.clone(),
+                    format!("{}{}", app.address, route.path),
+                );
+                if let Some(secret) = secret(credential) {
+                    request = request.bearer_auth(secret);
+                }
+                let response = request.send().await.unwrap();
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                if response.status() != StatusCode::SEE_OTHER || !location.starts_with("/login") {
+                    problems.push(format!(
+                        "{} {} with {credential:?}: {} to `{location}`, expected 303 to /login",
+                        route.method,
+                        route.path,
+                        response.status()
+                    ));
+                }
+                continue;
+            }
             let mut request = app.request(route.method.clone(), &route.path, secret(credential));
             request = match &route.body {
                 Body::Empty => request,
