@@ -7,6 +7,7 @@ pub mod audit;
 pub mod changes;
 pub mod env;
 pub mod eval;
+pub mod experiment;
 pub mod flags;
 pub mod refs;
 pub mod release;

@@ -6,6 +6,7 @@ mod api;
 mod apps;
 mod auth_matrix;
 mod conformance;
+mod experiments;
 mod gitops;
 mod governance;
 mod helpers;
