@@ -15,5 +15,6 @@ pub mod report;
 pub mod rollout;
 pub mod serve;
 pub mod simulate;
+pub mod simulate_ab;
 pub mod token;
 pub mod validate;
