@@ -97,6 +97,9 @@ enum Command {
     /// Drive the rollout controller and judge with synthetic traffic in virtual time, and
     /// print wrong-rollback and detection rates beside the fixed-horizon floor.
     Simulate(commands::simulate::Args),
+    /// Experiments: an A/B report on a goal event (`report`), or a shadow experiment's
+    /// results (`shadow`).
+    Experiment(commands::experiment::Args),
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -166,6 +169,9 @@ fn main() -> ExitCode {
         Command::App(args) => remote()
             .map_err(anyhow::Error::from)
             .and_then(|client| commands::app::run(args, &client, cli.json)),
+        Command::Experiment(args) => remote()
+            .map_err(anyhow::Error::from)
+            .and_then(|client| commands::experiment::run(args, &client, cli.json)),
     };
     match result {
         Ok(code) => code,

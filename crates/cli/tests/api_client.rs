@@ -1051,3 +1051,128 @@ fn app_create_release_promote_halt_resume_pull_and_status() {
     assert_eq!(records[2]["reason"], "crash spike");
     assert_eq!(records[4]["reason"], "canary");
 }
+
+const AB: &str = "\
+version: 1
+environments: [production]
+flags:
+  pricing:
+    type: string
+    variants: { control: old, treatment: new }
+    default_variant: control
+    rules:
+      - split:
+          - { variant: control, weight: 50000 }
+          - { variant: treatment, weight: 50000 }
+";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn experiment_report_and_shadow_read_the_telemetry() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "ab.yaml", AB);
+    let output = server.sluice(&["apply", file.to_str().unwrap(), "--yes"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let created = server.json(&[
+        "token",
+        "create",
+        "--scope",
+        "server",
+        "--env",
+        "production",
+    ]);
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let start = now_ms() / 10_000 * 10_000 - 10_000;
+    let bucket = |variant: &str, exposures: u64, conversions: u64| {
+        json!({
+            "startMs": start, "flag": "pricing", "variant": variant, "configVersion": 1,
+            "exposures": exposures,
+            "events": {"purchase": {"count": conversions, "sum": conversions as f64, "sumSq": conversions as f64}},
+        })
+    };
+    let batch = json!({
+        "batchId": "ab-1",
+        "instance": {"id": "i-1", "sdk": "sluice-rust/0.1.0", "configVersion": 1},
+        "sentAtMs": now_ms(),
+        "buckets": [bucket("control", 20_000, 2_000), bucket("treatment", 20_000, 2_600)],
+        "crashes": [],
+        "dropped": 0,
+        "shadow": [{
+            "startMs": start, "experiment": "pricing", "configVersion": 1,
+            "matches": 990, "mismatches": 10,
+        }],
+    });
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/metrics", server.url))
+        .bearer_auth(&secret)
+        .json(&batch)
+        .send()
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().unwrap()
+    );
+
+    let since = start.to_string();
+    let base = [
+        "experiment",
+        "report",
+        "pricing",
+        "--env",
+        "production",
+        "--metric",
+        "purchase",
+        "--since",
+        &since,
+    ];
+    let output = server.sluice(&base);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("control (control)"), "{text}");
+    assert!(text.contains("20000"), "{text}");
+    assert!(text.contains("13.00%"), "{text}");
+    assert!(text.contains("+30.00%"), "{text}");
+    assert!(text.contains("Verdict: winner. `treatment` wins"), "{text}");
+    assert!(text.contains("SRM: exposures match the split"), "{text}");
+    let report = server.json(&base);
+    assert_eq!(report["report"]["winner"], "treatment");
+    assert_eq!(report["report"]["arms"][1]["events"], 2_600);
+
+    let output = server.sluice(&[
+        "experiment",
+        "report",
+        "pricing",
+        "--env",
+        "production",
+        "--metric",
+        "purchase",
+        "--kind",
+        "median",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+
+    let shadow = [
+        "experiment",
+        "shadow",
+        "pricing",
+        "--env",
+        "production",
+        "--since",
+        &since,
+    ];
+    let output = server.sluice(&shadow);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("10 / 1000"), "{text}");
+    assert!(text.contains("1.00%"), "{text}");
+    let body = server.json(&shadow);
+    assert_eq!(body["analysis"]["mismatchRate"]["k"], 10);
+}

@@ -114,3 +114,27 @@ fn simulate_prints_a_table_and_rejects_bad_settings() {
     let output = sluice(&["simulate", "--scenario", "nope"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn simulate_ab_aa_keeps_false_calls_under_five_percent() {
+    let value = json(&[
+        "simulate",
+        "--scenario",
+        "ab-aa",
+        "--runs",
+        "200",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(value["scenario"], "ab-aa");
+    let summary = &value["summary"];
+    assert_eq!(summary["runs"], 200);
+    assert!(
+        summary["falseCallRate"].as_f64().unwrap() <= 0.05,
+        "{summary}"
+    );
+    assert!(value["settings"]["horizonPerArm"].as_u64().unwrap() > 10_000);
+    let output = sluice(&["simulate", "--scenario", "ab-lift", "--lift", "0"]);
+    assert_eq!(output.status.code(), Some(1));
+}

@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod ab;
 pub mod apps;
 pub mod bucket;
 mod compile;

@@ -7,6 +7,7 @@
 //! are read; non-streaming requests time out. CORS allows any origin without credentials,
 //! so browser OpenFeature clients can evaluate, and exposes `ETag` and `Retry-After`.
 
+pub mod ab_report;
 pub mod apps;
 pub mod audit;
 pub mod auth;

@@ -26,8 +26,9 @@ use crate::output::{print_json, print_table, table};
 pub struct Args {
     /// `aa`: no difference between the arms. `regression`: the treatment's error rate times
     /// `--effect` (or its latency, with `--metric latency`). `low-traffic`: a regression at
-    /// 20 exposures a minute.
-    #[arg(long, value_parser = ["aa", "regression", "low-traffic"])]
+    /// 20 exposures a minute. `ab-aa`: A/B experiments with no difference, read by the
+    /// experiment report at every look. `ab-lift`: the treatment converts `--lift` better.
+    #[arg(long, value_parser = ["aa", "regression", "low-traffic", "ab-aa", "ab-lift"])]
     scenario: String,
     /// How many runs.
     #[arg(long, default_value_t = 200)]
@@ -54,6 +55,16 @@ pub struct Args {
     /// Virtual time between controller ticks.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     tick: String,
+    /// A/B scenarios: the control's conversion rate.
+    #[arg(long, default_value_t = 0.1, value_name = "RATE")]
+    baseline_conversion: f64,
+    /// A/B scenarios: the relative lift the horizon is sized for (80% power), and the one
+    /// `ab-lift` simulates.
+    #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
+    lift: f64,
+    /// A/B scenarios: how many times each run reads the report.
+    #[arg(long, default_value_t = 20)]
+    looks: u32,
     /// Worker threads; defaults to the available cores.
     #[arg(long)]
     threads: Option<usize>,
@@ -104,6 +115,20 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
 
 /// Runs the simulation and prints the summary.
 pub fn run(args: &Args, json_output: bool) -> anyhow::Result<ExitCode> {
+    if args.scenario.starts_with("ab-") {
+        return super::simulate_ab::run_ab(
+            &super::simulate_ab::AbArgs {
+                scenario: args.scenario.clone(),
+                runs: args.runs,
+                seed: args.seed,
+                baseline: args.baseline_conversion,
+                lift: args.lift,
+                looks: args.looks,
+                threads: args.threads,
+            },
+            json_output,
+        );
+    }
     let settings = settings(args)?;
     let results = run_all(&settings, args.runs, args.seed, args.threads)?;
     let summary = summarise(&settings, &results);

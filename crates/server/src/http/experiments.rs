@@ -29,7 +29,12 @@ pub const SAMPLES_SHOWN: u32 = 20;
 
 /// Experiment routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/experiments/{key}/shadow", get(shadow))
+    Router::new()
+        .route("/api/v1/experiments/{key}/shadow", get(shadow))
+        .route(
+            "/api/v1/experiments/{key}/report",
+            get(crate::http::ab_report::report),
+        )
 }
 
 #[derive(Debug, Deserialize)]

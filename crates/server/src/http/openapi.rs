@@ -867,6 +867,24 @@ fn paths() -> Value {
 
 fn experiment_paths() -> Value {
     json!({
+        "/api/v1/experiments/{key}/report": {
+            "parameters": [path_parameter("key", "The experiment's key: the flag whose variants are compared.", json!({ "type": "string" }))],
+            "get": operation("abReport", "experiments", "An A/B experiment's report on one goal event", Access::Observe, json!({
+                "description": "Per variant of the flag: exposures (n), goal events, the conversion rate (events per exposure, capped at 1) or the mean value per exposure, and against the control the difference and relative lift with an always-valid interval (the guardrails' confidence sequence, two-sided at α = 0.05 shared among the treatments), its p-value and a call. The exposures are checked against the flag's split weights in the environment (chi-square, SRM at p < 0.001). `verdict` is `winner`, `loser`, `inconclusive` or `srm` (do not trust), with a `summary` in plain words. The control is `control`, else `off`, else `false`, else the flag's off variant, else its default variant, unless `control` names one.",
+                "parameters": [
+                    query_parameter("env", "The environment. Required with an admin token; a server token may leave it out or name its own.", json!({ "type": "string" })),
+                    query_parameter("metric", "The goal event's name, as sent to the SDK's `track`. Required.", json!({ "type": "string" })),
+                    query_parameter("kind", "`conversion` (default): events per exposure. `mean`: the summed value per exposure.", json!({ "type": "string", "enum": ["conversion", "mean"] })),
+                    query_parameter("control", "The control variant, when the default choice is not it.", json!({ "type": "string" })),
+                    query_parameter("since", "The first bucket's time, in milliseconds since the Unix epoch. Seven days ago by default.", json!({ "type": "integer", "format": "int64" })),
+                ],
+                "responses": {
+                    "200": json_response("The experiment's report.", json!({ "type": "object", "required": ["flag", "env", "metric", "since", "alpha", "report"] })),
+                    "400": response("BadRequest"),
+                    "404": response("NotFound"),
+                },
+            })),
+        },
         "/api/v1/experiments/{key}/shadow": {
             "parameters": [path_parameter("key", "The experiment's key: the key of the flag that samples it.", json!({ "type": "string" }))],
             "get": operation("shadowReport", "experiments", "A shadow experiment's results", Access::Observe, json!({

@@ -263,6 +263,13 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
         ),
         row(
             Method::GET,
+            "/api/v1/experiments/{key}/report",
+            "/api/v1/experiments/checkout/report?env=production&metric=purchase",
+            Observe,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
             "/api/v1/experiments/{key}/shadow",
             "/api/v1/experiments/checkout/shadow?env=production",
             Observe,
