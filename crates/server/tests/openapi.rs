@@ -1436,6 +1436,23 @@ async fn real_responses_match_the_document() {
     let nowhere = "/api/v1/flags/checkout/metrics?env=nope";
     c.expect(404, to(flag_metrics).at(nowhere).by(admin), Empty)
         .await;
+    let report = "GET /api/v1/experiments/{key}/report";
+    c.expect(
+        200,
+        to(report)
+            .at("/api/v1/experiments/checkout/report?env=production&metric=purchase")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        400,
+        to(report)
+            .at("/api/v1/experiments/checkout/report?env=production")
+            .by(admin),
+        Empty,
+    )
+    .await;
     let shadow = "GET /api/v1/experiments/{key}/shadow";
     c.expect(
         200,
