@@ -61,6 +61,21 @@ fn with_default(variant: &str) -> Value {
     def
 }
 
+/// The admin changes `checkout`'s default to `on` in a protected environment: the write is
+/// filed as a change request (202), which this returns.
+async fn file_default_change(app: &TestApp) -> Value {
+    let (status, body) = call(
+        app,
+        &app.admin,
+        Method::PUT,
+        "/api/v1/flags/checkout",
+        Some(with_default("on")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    body["changeRequest"].clone()
+}
+
 #[tokio::test]
 async fn a_protected_change_needs_n_approvals_from_other_admins() {
     let app = spawn_app().await;
@@ -69,16 +84,7 @@ async fn a_protected_change_needs_n_approvals_from_other_admins() {
     let bob = app.token("admin", None).await;
     let carol = app.token("admin", None).await;
 
-    let (status, body) = call(
-        &app,
-        &app.admin,
-        Method::PUT,
-        "/api/v1/flags/checkout",
-        Some(with_default("on")),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let request = &body["changeRequest"];
+    let request = &file_default_change(&app).await;
     assert_eq!(request["kind"], "flag.update");
     assert_eq!(request["status"], "pending");
     assert_eq!(request["baseVersion"], 1);
@@ -220,16 +226,10 @@ async fn a_rejected_change_never_applies() {
     app.create_flag("checkout", boolean_flag()).await;
     protect(&app, "production", 1, false).await;
     let bob = app.token("admin", None).await;
-    let (status, body) = call(
-        &app,
-        &app.admin,
-        Method::PUT,
-        "/api/v1/flags/checkout",
-        Some(with_default("on")),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let id = body["changeRequest"]["id"].as_str().unwrap().to_owned();
+    let id = file_default_change(&app).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (status, body) = call(
         &app,
         &bob,
@@ -262,16 +262,10 @@ async fn a_change_whose_base_moved_conflicts_and_changes_nothing() {
     app.create_flag("checkout", boolean_flag()).await;
     protect(&app, "production", 1, false).await;
     let bob = app.token("admin", None).await;
-    let (status, body) = call(
-        &app,
-        &app.admin,
-        Method::PUT,
-        "/api/v1/flags/checkout",
-        Some(with_default("on")),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let id = body["changeRequest"]["id"].as_str().unwrap().to_owned();
+    let id = file_default_change(&app).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // The kill switch is never gated, and it moves the flag past the request's base.
     let (status, body) = call(
