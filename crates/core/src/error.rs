@@ -44,6 +44,13 @@ impl Path {
         &self.0
     }
 
+    /// This path extended by `tail`'s segments.
+    pub fn join(&self, tail: &[PathSegment]) -> Path {
+        let mut segments = self.0.clone();
+        segments.extend_from_slice(tail);
+        Path(segments)
+    }
+
     /// The enclosing path, or `None` at the root.
     pub fn parent(&self) -> Option<Path> {
         let (_, rest) = self.0.split_last()?;

@@ -37,6 +37,7 @@ mod compile;
 mod condition;
 mod context;
 pub mod diff;
+pub mod dry_run;
 mod engine;
 mod error;
 mod evaluation;

@@ -11,6 +11,8 @@
 //! [`ShadowReport`]s per experiment, configuration version and bucket. The field is left out of
 //! the JSON when empty, so a batch without shadow results is byte for byte what it was before.
 //!
+//! Dry runs of staged rule changes add [`crate::dry_run::DryRunReport`]s, left out when empty too.
+//!
 //! The environment is not in the batch: the server token that posts it names it.
 //! `batch_id` makes a retried batch count once. The instance report doubles as an
 //! acknowledgement of the configuration version the SDK applied, which rollback drills read.
@@ -70,6 +72,9 @@ pub struct MetricsBatch {
     /// Shadow experiment results per experiment, configuration version and bucket.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shadow: Vec<ShadowReport>,
+    /// Dry-run tallies: evaluations per (served, staged) variant pair of each dry run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dry_runs: Vec<crate::dry_run::DryRunReport>,
 }
 
 /// What one shadow experiment recorded under one configuration version in one bucket.
@@ -299,6 +304,7 @@ mod tests {
             crashes: vec![],
             dropped: 0,
             shadow: vec![],
+            dry_runs: vec![],
         };
         let text = serde_json::to_string(&batch).unwrap();
         assert!(text.contains("\"batchId\":\"b1\""), "{text}");

@@ -27,6 +27,7 @@ use serde_json::Value;
 use sluice_core::{Context, Engine, Evaluation, Reason, Typed};
 
 use crate::details::Details;
+use crate::dry_run::{Active, StagedRun};
 use crate::file::FileBuilder;
 use crate::overrides::{self, Override, OverrideWarning, Requested};
 use crate::server::ServerBuilder;
@@ -47,6 +48,8 @@ pub(crate) struct Snapshot {
     version: Option<i64>,
     /// Exposure and error counters, with telemetry on.
     counters: Option<Arc<Counters>>,
+    /// Running dry runs, with telemetry on.
+    dry_runs: Active,
     /// Unique in the process: what the thread-local cache recognises it by.
     generation: u64,
 }
@@ -65,6 +68,7 @@ impl Snapshot {
         requested: &[Requested],
         version: Option<i64>,
         counters: Option<Arc<Counters>>,
+        dry_runs: Active,
     ) -> Snapshot {
         let overrides = overrides::resolve(&engine, requested);
         Snapshot {
@@ -72,6 +76,7 @@ impl Snapshot {
             overrides,
             version,
             counters,
+            dry_runs,
             generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -89,14 +94,16 @@ impl Snapshot {
         self.version
     }
 
-    /// Counts an exposure of what `evaluation` served, with telemetry on.
+    /// Counts an exposure of what `evaluation` served for `context`, with telemetry on, and
+    /// evaluates the flag's staged rules when it has a running dry run.
     #[inline]
-    pub(crate) fn expose(&self, evaluation: &Evaluation<'_>) {
+    pub(crate) fn expose(&self, evaluation: &Evaluation<'_>, context: &Context) {
         if let Some(counters) = &self.counters
             && let Some((flag, slot)) = counters.locate(evaluation)
         {
             counters.expose(flag, slot);
         }
+        self.dry_runs.observe(evaluation, context);
     }
 
     /// A typed value through core's typed accessor `typed` (which writes its result in
@@ -114,7 +121,7 @@ impl Snapshot {
             let (evaluation, _) = self.evaluate(flag, context);
             return match evaluation.value.and_then(convert) {
                 Some(value) => {
-                    self.expose(&evaluation);
+                    self.expose(&evaluation, context);
                     value
                 }
                 None => default,
@@ -123,7 +130,7 @@ impl Snapshot {
         let result = typed(&self.engine, flag, context, default);
         // A type mismatch clears the value: the caller got the default, not the variant.
         if result.details.value.is_some() {
-            self.expose(&result.details);
+            self.expose(&result.details, context);
         }
         result.value
     }
@@ -245,7 +252,7 @@ impl Inner {
     /// Serves `engine` from now on, and reports the client `Ready` with no error.
     pub(crate) fn install(&self, engine: Engine) {
         let _installing = self.installing();
-        self.swap_in(engine, None);
+        self.swap_in(engine, Vec::new(), None);
         self.status.set(Status::Ready, None);
     }
 
@@ -253,25 +260,32 @@ impl Inner {
     pub(crate) fn install_config(
         &self,
         engine: Engine,
+        staged: Vec<StagedRun>,
         version: i64,
         environment: &str,
         status: Status,
     ) {
         let _installing = self.installing();
         self.learn_environment(environment);
-        self.swap_in(engine, Some(version));
+        self.swap_in(engine, staged, Some(version));
         self.status.set(status, None);
     }
 
     /// Serves a configuration from the cache file, reported `Stale`, but only while no flags
     /// are served: a server's answer always wins over the cache. Returns whether it did.
-    pub(crate) fn install_fallback(&self, engine: Engine, version: i64, environment: &str) -> bool {
+    pub(crate) fn install_fallback(
+        &self,
+        engine: Engine,
+        staged: Vec<StagedRun>,
+        version: i64,
+        environment: &str,
+    ) -> bool {
         let _installing = self.installing();
         if self.has_flags() {
             return false;
         }
         self.learn_environment(environment);
-        self.swap_in(engine, Some(version));
+        self.swap_in(engine, staged, Some(version));
         self.status.set(Status::Stale, None);
         tracing::warn!(
             version,
@@ -292,12 +306,15 @@ impl Inner {
         }
     }
 
-    fn swap_in(&self, engine: Engine, version: Option<i64>) {
-        let counters = match (&self.telemetry, version) {
-            (Some(telemetry), Some(version)) => Some(telemetry.table_for(&engine, version)),
-            _ => None,
+    fn swap_in(&self, engine: Engine, staged: Vec<StagedRun>, version: Option<i64>) {
+        let (counters, dry_runs) = match (&self.telemetry, version) {
+            (Some(telemetry), Some(version)) => (
+                Some(telemetry.table_for(&engine, version)),
+                Active::new(staged, telemetry.dry_run_tallies()),
+            ),
+            _ => (None, Active::default()),
         };
-        let snapshot = Snapshot::new(engine, &self.requested, version, counters);
+        let snapshot = Snapshot::new(engine, &self.requested, version, counters, dry_runs);
         let previous = self.snapshot.load();
         let warned_before = previous.as_deref().map(|s| &s.overrides.warnings);
         if warned_before != Some(&snapshot.overrides.warnings) {
@@ -554,7 +571,7 @@ impl Client {
             |snapshot| {
                 let (evaluation, _) = snapshot.evaluate(flag, context);
                 let value = evaluation.value.and_then(convert)?;
-                snapshot.expose(&evaluation);
+                snapshot.expose(&evaluation, context);
                 Some(value)
             },
         )
@@ -575,7 +592,7 @@ impl Client {
         let details = Details::from_evaluation(flag, &evaluation, overridden, default, convert);
         // A type mismatch clears the variant: the caller got the default, not the variant.
         if evaluation.value.is_some() && details.variant.is_some() {
-            snapshot.expose(&evaluation);
+            snapshot.expose(&evaluation, context);
         }
         details
     }

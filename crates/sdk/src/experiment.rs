@@ -195,7 +195,7 @@ impl Client {
             };
         };
         let (evaluation, _) = snapshot.evaluate(key, context);
-        snapshot.expose(&evaluation);
+        snapshot.expose(&evaluation, context);
         let run = evaluation
             .variant
             .is_some_and(|variant| is_candidate_variant(variant, evaluation.value));

@@ -45,6 +45,7 @@
 mod client;
 mod context;
 mod details;
+mod dry_run;
 mod error;
 pub mod experiment;
 mod file;

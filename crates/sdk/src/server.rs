@@ -330,7 +330,12 @@ impl ServerBuilder {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
             if let Some(config) = cached {
-                inner.install_fallback(config.engine, config.version, &config.environment);
+                inner.install_fallback(
+                    config.engine,
+                    config.staged,
+                    config.version,
+                    &config.environment,
+                );
             }
         }
         Ok(Client::from_inner(inner))

@@ -39,6 +39,7 @@ use aggregate::{Aggregator, Key};
 use batch::Contents;
 use counters::Counters;
 use shadow::{ShadowAggregator, ShadowObservation};
+use sluice_core::dry_run::Tallies;
 
 pub use crash::{CRASH_FLUSH_BOUND, MAX_MESSAGE_BYTES, install_crash_hook};
 
@@ -89,6 +90,8 @@ pub(crate) struct Telemetry {
     aggregator: Mutex<Aggregator>,
     /// Shadow experiment results.
     shadow: Mutex<ShadowAggregator>,
+    /// Dry-run tallies.
+    dry_runs: Tallies,
     applied: AtomicI64,
     dropped: AtomicU64,
     sent: AtomicU64,
@@ -130,6 +133,7 @@ impl Telemetry {
             tables: Mutex::new(Vec::new()),
             aggregator: Mutex::new(Aggregator::default()),
             shadow: Mutex::new(ShadowAggregator::default()),
+            dry_runs: Tallies::default(),
             applied: AtomicI64::new(NO_VERSION),
             dropped: AtomicU64::new(0),
             sent: AtomicU64::new(0),
@@ -232,6 +236,7 @@ impl Telemetry {
             reports: Vec::with_capacity(series.len()),
             crashes,
             shadow: lock(&self.shadow).take(),
+            dry_runs: self.dry_runs.take(),
         };
         for (key, series) in series {
             let observations = series.observations();
@@ -367,6 +372,11 @@ impl Telemetry {
     pub(crate) fn wants_shadow_sample(&self, experiment: &str, version: i64) -> bool {
         let start_ms = bucket_start((self.clock)());
         lock(&self.shadow).wants_sample(start_ms, experiment, version)
+    }
+
+    /// Where the snapshots' dry runs count.
+    pub(crate) fn dry_run_tallies(&self) -> &Tallies {
+        &self.dry_runs
     }
 
     /// Records one run of a shadow experiment.
@@ -714,7 +724,7 @@ mod tests {
             Vec::new(),
             Some(Arc::clone(&telemetry)),
         );
-        inner.install_config(engine(FLAGS), 1, "production", Status::Ready);
+        inner.install_config(engine(FLAGS), Vec::new(), 1, "production", Status::Ready);
         (Client::from_inner(Arc::new(inner)), telemetry)
     }
 
@@ -846,7 +856,7 @@ mod tests {
         // A new version arrives between the evaluation and the error.
         client
             .inner()
-            .install_config(engine(FLAGS), 2, "production", Status::Ready);
+            .install_config(engine(FLAGS), Vec::new(), 2, "production", Status::Ready);
         client.record_error("color");
         assert_eq!(telemetry.instance().config_version, Some(2));
         let reports = by_variant(&telemetry.collect(0));
@@ -911,7 +921,7 @@ mod tests {
     #[test]
     fn without_telemetry_everything_is_a_no_op() {
         let inner = Inner::new(Origin::Server("http://x".into()), None, Vec::new(), None);
-        inner.install_config(engine(FLAGS), 1, "production", Status::Ready);
+        inner.install_config(engine(FLAGS), Vec::new(), 1, "production", Status::Ready);
         let client = Client::from_inner(Arc::new(inner));
         client.bool("checkout", &user(1), false);
         client.record_error("checkout");

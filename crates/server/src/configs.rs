@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde_json::{Value, json};
-use sluice_core::{Document, Engine, FlagFile, Format, Source};
+use sluice_core::{Context, Document, Engine, Evaluation, FlagFile, Format, Source};
 
 use crate::answers::Answers;
-use crate::store::ConfigSnapshot;
+use crate::dry_runs;
+use crate::store::{ConfigSnapshot, StoredDryRun};
+use sluice_core::dry_run::{StagedFlag, Tallies};
 
 /// One environment's compiled configuration.
 #[derive(Debug)]
@@ -29,6 +31,20 @@ pub struct EnvConfig {
     pub payload: Arc<str>,
     /// OFREP answers prepared for `engine`, and its evaluation counters.
     pub answers: Answers,
+    /// Running dry runs of this environment, by flag.
+    pub dry_runs: HashMap<String, Arc<StagedFlag>>,
+}
+
+impl EnvConfig {
+    /// Counts `served` against the staged rules when `flag` has a running dry run.
+    #[inline]
+    pub fn observe_dry_run(&self, flag: &str, served: &Evaluation<'_>, context: &Context) {
+        if !self.dry_runs.is_empty()
+            && let Some(staged) = self.dry_runs.get(flag)
+        {
+            staged.observe(served, context, crate::state::now_ms);
+        }
+    }
 }
 
 /// Every environment's configuration at one version.
@@ -38,7 +54,8 @@ pub struct Loaded {
     pub version: i64,
     /// Compiled configurations by environment.
     pub environments: HashMap<String, Arc<EnvConfig>>,
-    /// The serialized source document, to tell whether a file reload changed anything.
+    /// The serialized source document and running dry runs, to tell whether a reload changed
+    /// anything.
     pub source: String,
 }
 
@@ -102,35 +119,53 @@ fn env_config(
     version: i64,
     format: &str,
     flags: &Value,
+    dry_runs: (HashMap<String, Arc<StagedFlag>>, Value),
 ) -> Arc<EnvConfig> {
-    let payload = json!({
+    let (dry_runs, listed) = dry_runs;
+    let mut payload = json!({
         "version": version,
         "environment": environment,
         "format": format,
         "flags": flags,
     });
+    if !dry_runs.is_empty() {
+        payload["dry_runs"] = listed;
+    }
     Arc::new(EnvConfig {
         environment: environment.to_owned(),
         answers: Answers::new(&engine),
         engine,
         version,
         payload: payload.to_string().into(),
+        dry_runs,
     })
 }
 
-/// Compiles a stored snapshot for every environment.
-pub fn compile_snapshot(snapshot: &ConfigSnapshot) -> Result<Loaded, LoadError> {
-    compile_document(
+/// Compiles a stored snapshot for every environment, with its running dry runs counting
+/// into `tallies`.
+pub fn compile_snapshot(snapshot: &ConfigSnapshot, tallies: &Tallies) -> Result<Loaded, LoadError> {
+    compile_with(
         &Document::Sluice(snapshot.file.clone()),
         snapshot.config_version,
+        &snapshot.dry_runs,
+        tallies,
     )
 }
 
 /// Compiles a document for every environment it describes (flagd documents serve the
-/// same flags in every default environment).
+/// same flags in every default environment). Files have no dry runs.
 pub fn compile_document(document: &Document, version: i64) -> Result<Loaded, LoadError> {
+    compile_with(document, version, &[], &Tallies::default())
+}
+
+fn compile_with(
+    document: &Document,
+    version: i64,
+    running: &[StoredDryRun],
+    tallies: &Tallies,
+) -> Result<Loaded, LoadError> {
     let mut environments = HashMap::new();
-    let source;
+    let mut source;
     match document {
         Document::Sluice(file) => {
             let flags = serde_json::to_value(file).map_err(|e| LoadError::Io(e.to_string()))?;
@@ -139,7 +174,14 @@ pub fn compile_document(document: &Document, version: i64) -> Result<Loaded, Loa
                 let engine = sluice_core::compile(file, Some(name)).map_err(LoadError::Invalid)?;
                 environments.insert(
                     name.to_owned(),
-                    env_config(name, engine, version, "sluice", &flags),
+                    env_config(
+                        name,
+                        engine,
+                        version,
+                        "sluice",
+                        &flags,
+                        dry_runs::compile_for(file, name, running, tallies),
+                    ),
                 );
             }
         }
@@ -150,10 +192,22 @@ pub fn compile_document(document: &Document, version: i64) -> Result<Loaded, Loa
                 let engine = file.compile().map_err(LoadError::Invalid)?;
                 environments.insert(
                     name.to_owned(),
-                    env_config(name, engine, version, "flagd", &flags),
+                    env_config(
+                        name,
+                        engine,
+                        version,
+                        "flagd",
+                        &flags,
+                        (HashMap::new(), Value::Null),
+                    ),
                 );
             }
         }
+    }
+    // Running dry runs are part of what SDKs receive, so starting or stopping one is a new
+    // configuration even though no flag changed.
+    if !running.is_empty() {
+        source.push_str(&json!(running).to_string());
     }
     Ok(Loaded {
         version,

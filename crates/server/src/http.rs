@@ -12,6 +12,7 @@ pub mod apps;
 pub mod audit;
 pub mod auth;
 pub mod changes;
+pub mod dry_runs;
 pub mod environments;
 pub mod error;
 pub mod experiments;
@@ -83,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .merge(rollouts::router())
         .merge(releases::router())
         .merge(experiments::router())
+        .merge(dry_runs::router())
         .merge(webhooks::router())
         .merge(apps::router())
         .merge(feeds::router())

@@ -12,6 +12,7 @@ pub mod apps;
 pub mod config;
 pub mod configs;
 pub mod console;
+pub mod dry_runs;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -39,6 +39,8 @@ struct Inner {
     revoked: watch::Sender<Arc<HashSet<String>>>,
     /// OFREP evaluation rate limits per token and client address.
     rate_limits: RateLimits,
+    /// The server's own dry-run tallies, from OFREP evaluations.
+    dry_run_tallies: Arc<sluice_core::dry_run::Tallies>,
 }
 
 /// Resolves once `signal` says the server is shutting down, including when it already did
@@ -72,6 +74,7 @@ impl AppState {
                 shutdown: watch::channel(false).0,
                 revoked: watch::channel(Arc::new(HashSet::new())).0,
                 rate_limits: RateLimits::new(settings.rate_limit),
+                dry_run_tallies: Arc::default(),
                 settings,
             }),
         }
@@ -90,6 +93,11 @@ impl AppState {
     /// The compiled configurations.
     pub fn configs(&self) -> &Configs {
         &self.inner.configs
+    }
+
+    /// The server's own dry-run tallies.
+    pub fn dry_run_tallies(&self) -> &sluice_core::dry_run::Tallies {
+        &self.inner.dry_run_tallies
     }
 
     /// The OFREP evaluation rate limits.
@@ -224,7 +232,8 @@ impl AppState {
         {
             return Ok(None);
         }
-        tokio::task::spawn_blocking(move || configs::compile_snapshot(&snapshot))
+        let tallies = Arc::clone(&self.inner.dry_run_tallies);
+        tokio::task::spawn_blocking(move || configs::compile_snapshot(&snapshot, &tallies))
             .await
             .map_err(|e| e.to_string())?
             .map(Some)

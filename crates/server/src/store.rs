@@ -56,6 +56,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod dry_runs;
 pub mod governance;
 pub mod lifecycle;
 mod postgres;
@@ -82,6 +83,7 @@ use tokio::sync::watch;
 
 pub use apps::{App, AppReleaseUpdate, NewApp, SessionReport, StoredAppRelease, VersionInstalls};
 pub use audit::{AuditFilter, AuditRecord, BreakKind, ChainBreak, ChainReport};
+pub use dry_runs::{DryRunStatus, DryRunTallies, NewDryRun, StoredDryRun};
 pub use governance::{
     Approval, ChangePayload, ChangeRequest, ChangeStatus, GatedCommand, NewChangeRequest,
     StoredProtection,
@@ -506,6 +508,8 @@ pub struct ConfigSnapshot {
     pub flag_versions: BTreeMap<String, i64>,
     /// The version of each segment, by name.
     pub segment_versions: BTreeMap<String, i64>,
+    /// The running dry runs, evaluated beside the flags they stage rules for.
+    pub dry_runs: Vec<StoredDryRun>,
 }
 
 /// What an import changed, by key.
@@ -967,6 +971,44 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// It is a `watch` rather than a broadcast: a slow consumer skips to the newest version
     /// instead of lagging, which is what "reload up to version N" needs.
     fn subscribe(&self) -> watch::Receiver<i64>;
+
+    // Dry runs of staged rule changes.
+
+    /// Starts a dry run (audited as `dry_run.start`): checks that the environment and flag
+    /// exist, that the staged rules compile against the whole configuration (`Invalid`), and
+    /// that no other dry run of the flag is running there (`AlreadyExists`).
+    async fn start_dry_run(
+        &self,
+        change: &Change,
+        dry_run: &NewDryRun,
+    ) -> Result<Committed<StoredDryRun>, StoreError>;
+
+    /// Stops a dry run (audited as `dry_run.stop`); a stopped one is left as it is.
+    async fn stop_dry_run(
+        &self,
+        change: &Change,
+        id: i64,
+    ) -> Result<Committed<StoredDryRun>, StoreError>;
+
+    /// One dry run.
+    async fn get_dry_run(&self, id: i64) -> Result<StoredDryRun, StoreError>;
+
+    /// Dry runs, newest first, optionally of one environment and one flag.
+    async fn list_dry_runs(
+        &self,
+        env: Option<&str>,
+        flag: Option<&str>,
+    ) -> Result<Vec<StoredDryRun>, StoreError>;
+
+    /// Merges the server's own dry-run tallies (from OFREP evaluations). SDK tallies arrive
+    /// with their metrics batch through `record_metrics`.
+    async fn record_dry_runs(
+        &self,
+        reports: &[sluice_core::dry_run::DryRunReport],
+    ) -> Result<(), StoreError>;
+
+    /// What a dry run's evaluators tallied.
+    async fn dry_run_tallies(&self, id: i64) -> Result<DryRunTallies, StoreError>;
 
     /// A handle for leader election. On SQLite the one process always leads.
     async fn leader_lock(&self) -> Result<LeaderLock, StoreError>;

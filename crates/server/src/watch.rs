@@ -22,6 +22,7 @@ pub fn spawn_background(state: &AppState) {
     tokio::spawn(follow_store(state.clone()));
     tokio::spawn(hold_leadership(state.clone()));
     tokio::spawn(shrink_rate_limits(state.clone()));
+    tokio::spawn(crate::dry_runs::run_flusher(state.clone()));
     let interval = state.settings().rollout_interval;
     if !interval.is_zero() {
         // Ticks only while this replica holds the leader lock.

@@ -5,9 +5,10 @@
 //! in Sluice's format (compiled for `environment`) or flagd's (which has no environments).
 
 use serde_json::Value;
-use sluice_core::{Engine, Format, Source};
+use sluice_core::{Document, Engine, Format, Source};
 
 use crate::Error;
+use crate::dry_run::{self, StagedRun};
 
 /// A compiled configuration, and the text it came from, for the cache file.
 #[derive(Debug)]
@@ -15,6 +16,8 @@ pub(crate) struct Config {
     pub(crate) version: i64,
     pub(crate) environment: String,
     pub(crate) engine: Engine,
+    /// The environment's running dry runs, compiled.
+    pub(crate) staged: Vec<StagedRun>,
     pub(crate) text: String,
 }
 
@@ -63,17 +66,22 @@ pub(crate) fn compile(value: &Value, text: &str, origin: &str) -> Result<Config,
         }
     };
     let name = format!("{origin} (version {version})");
-    let engine = Source::parse(Some(&name), &flags.to_string(), Format::Json)
-        .and_then(|source| source.compile(compile_for))
-        .map_err(|errors| Error::InvalidConfig {
-            origin: origin.to_owned(),
-            version,
-            errors,
-        })?;
+    let invalid = |errors| Error::InvalidConfig {
+        origin: origin.to_owned(),
+        version,
+        errors,
+    };
+    let source = Source::parse(Some(&name), &flags.to_string(), Format::Json).map_err(invalid)?;
+    let engine = source.compile(compile_for).map_err(invalid)?;
+    let staged = match source.document() {
+        Document::Sluice(file) => dry_run::compile(value.get("dry_runs"), file, environment),
+        Document::Flagd(_) => Vec::new(),
+    };
     Ok(Config {
         version,
         environment: environment.to_owned(),
         engine,
+        staged,
         text: text.to_owned(),
     })
 }

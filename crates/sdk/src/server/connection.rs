@@ -192,7 +192,12 @@ impl Connection {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(config) = cached {
-            inner.install_fallback(config.engine, config.version, &config.environment);
+            inner.install_fallback(
+                config.engine,
+                config.staged,
+                config.version,
+                &config.environment,
+            );
         }
     }
 
@@ -399,10 +404,11 @@ impl Connection {
             version,
             environment,
             engine,
+            staged,
             text,
         } = config;
         let flags = engine.len();
-        inner.install_config(engine, version, &environment, Status::Ready);
+        inner.install_config(engine, staged, version, &environment, Status::Ready);
         drop(inner);
         self.served = Some(version);
         self.fallback

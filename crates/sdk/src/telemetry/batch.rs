@@ -10,6 +10,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sluice_core::dry_run::{DryRunReport, MAX_DRY_RUNS_PER_BATCH};
 use sluice_core::telemetry::{
     BucketReport, CrashReport, InstanceReport, MetricsBatch, ShadowReport,
 };
@@ -67,6 +68,8 @@ pub(crate) struct Contents {
     pub(crate) crashes: Vec<CrashReport>,
     /// Shadow experiment results; they travel in batches of their own.
     pub(crate) shadow: Vec<ShadowReport>,
+    /// Dry-run tallies; they travel with the shadow results.
+    pub(crate) dry_runs: Vec<DryRunReport>,
 }
 
 /// The most shadow reports in one batch: far below the body limit even with every sampled
@@ -85,6 +88,7 @@ pub(crate) fn assemble(
         reports,
         crashes,
         shadow,
+        dry_runs,
     } = contents;
     let mut chunks: Vec<Vec<(BucketReport, u64)>> = Vec::new();
     let mut reports = reports.into_iter().peekable();
@@ -110,6 +114,7 @@ pub(crate) fn assemble(
             crashes: these_crashes,
             dropped,
             shadow: Vec::new(),
+            dry_runs: Vec::new(),
         };
         let body = match serde_json::to_vec(&batch) {
             Ok(body) => body,
@@ -152,9 +157,8 @@ pub(crate) fn assemble(
     if let Some(left) = crashes.filter(|left| !left.is_empty()) {
         let (more, lost) = assemble(
             Contents {
-                reports: Vec::new(),
                 crashes: left,
-                shadow: Vec::new(),
+                ..Contents::default()
             },
             instance,
             dropped,
@@ -163,11 +167,15 @@ pub(crate) fn assemble(
         batches.extend(more);
         refused += lost;
     }
-    // Shadow results travel in batches of their own, a bounded number of reports each.
+    // Shadow results and dry-run tallies travel in batches of their own, a bounded number of
+    // reports each.
     let mut shadow = shadow.into_iter().peekable();
-    while shadow.peek().is_some() {
+    let mut dry_runs = dry_runs.into_iter().peekable();
+    while shadow.peek().is_some() || dry_runs.peek().is_some() {
         let chunk: Vec<ShadowReport> = shadow.by_ref().take(MAX_SHADOW_PER_BATCH).collect();
-        let observations: u64 = chunk.iter().map(ShadowReport::observations).sum();
+        let dry_chunk: Vec<DryRunReport> = dry_runs.by_ref().take(MAX_DRY_RUNS_PER_BATCH).collect();
+        let observations: u64 = chunk.iter().map(ShadowReport::observations).sum::<u64>()
+            + dry_chunk.iter().map(DryRunReport::evaluations).sum::<u64>();
         let batch = MetricsBatch {
             batch_id: random_id(),
             instance: instance.clone(),
@@ -176,6 +184,7 @@ pub(crate) fn assemble(
             crashes: Vec::new(),
             dropped,
             shadow: chunk,
+            dry_runs: dry_chunk,
         };
         match serde_json::to_vec(&batch) {
             Ok(body) if body.len() <= MAX_BODY_BYTES => {
@@ -299,7 +308,7 @@ mod tests {
         let contents = Contents {
             reports,
             crashes: vec![crash],
-            shadow: Vec::new(),
+            ..Contents::default()
         };
         let (batches, refused) = assemble(contents, &instance(), 0, 0);
         assert_eq!(refused, 0);
@@ -331,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn shadow_reports_travel_in_batches_of_their_own() {
+    fn shadow_reports_and_dry_runs_travel_in_batches_of_their_own() {
         let shadow: Vec<ShadowReport> = (0..250)
             .map(|i| ShadowReport {
                 experiment: format!("e{i}"),
@@ -344,6 +353,18 @@ mod tests {
             reports: vec![report("f", 4)],
             crashes: Vec::new(),
             shadow,
+            dry_runs: (1..=2)
+                .map(|id| DryRunReport {
+                    dry_run: id,
+                    flag: "f".into(),
+                    transitions: vec![sluice_core::dry_run::Transition {
+                        from: "off".into(),
+                        to: "on".into(),
+                        count: 5,
+                    }],
+                    samples: Vec::new(),
+                })
+                .collect(),
         };
         let (batches, refused) = assemble(contents, &instance(), 0, 0);
         assert_eq!(refused, 0);
@@ -354,8 +375,12 @@ mod tests {
         let shadow: usize = parsed.iter().map(|b| b.shadow.len()).sum();
         assert_eq!(shadow, 250);
         assert!(parsed[1..].iter().all(|b| b.buckets.is_empty()));
+        // Dry-run tallies ride along with the shadow results, never with the buckets.
+        assert!(parsed[0].dry_runs.is_empty());
+        let dry_runs: usize = parsed.iter().map(|b| b.dry_runs.len()).sum();
+        assert_eq!(dry_runs, 2);
         let observations: u64 = batches.iter().map(|batch| batch.observations).sum();
-        assert_eq!(observations, 4 + 250 * 3);
+        assert_eq!(observations, 4 + 250 * 3 + 2 * 5);
     }
 
     #[test]
@@ -365,8 +390,7 @@ mod tests {
         let (batches, refused) = assemble(
             Contents {
                 reports,
-                crashes: Vec::new(),
-                shadow: Vec::new(),
+                ..Contents::default()
             },
             &instance(),
             0,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod corpus;
+mod dry_run_e2e;
 mod experiment;
 mod file_mode;
 mod harness;

@@ -211,6 +211,7 @@ async fn evaluate(
     };
     let config = environment_config(&state, environment)?;
     let evaluation = config.engine.evaluate(&key, &context);
+    config.observe_dry_run(&key, &evaluation, &context);
     let mut body = Vec::with_capacity(256);
     let answers = &config.answers;
     answers.answer(answers.position(&key), &key, &evaluation, &mut body);
@@ -250,6 +251,7 @@ async fn evaluate_all(
             body.push(b',');
         }
         answers.answer(Some(position), key, &evaluation, &mut body);
+        config.observe_dry_run(key, &evaluation, &context);
     }
     body.extend_from_slice(b"],\"metadata\":{}");
     if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {

@@ -41,6 +41,7 @@ use super::{
     ImportSummary, Ingested, InstanceRow, LeaderLock, NewToken, Store, StoreError, StoreUrl,
     StoredCrash, StoredFlag, StoredSegment, Token, postgres, sqlite, telemetry,
 };
+use super::{DryRunTallies, NewDryRun, StoredDryRun, dry_runs};
 
 /// How many audit records verification reads per query.
 const VERIFY_PAGE: i64 = 500;
@@ -275,11 +276,13 @@ impl SqlStore {
                 .fetch_one(&mut **tx)
                 .await?;
         let config = load_config(tx).await?;
+        let dry_runs = dry_runs::list(tx, None, None, true).await?;
         Ok(ConfigSnapshot {
             config_version,
             file: config.file,
             flag_versions: config.flag_versions,
             segment_versions: config.segment_versions,
+            dry_runs,
         })
     }
 
@@ -1052,6 +1055,60 @@ impl Store for SqlStore {
 
     fn subscribe(&self) -> watch::Receiver<i64> {
         self.changes.subscribe()
+    }
+
+    async fn start_dry_run(
+        &self,
+        change: &Change,
+        dry_run: &NewDryRun,
+    ) -> Result<Committed<StoredDryRun>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = dry_runs::start(write.conn(), change, dry_run).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn stop_dry_run(
+        &self,
+        change: &Change,
+        id: i64,
+    ) -> Result<Committed<StoredDryRun>, StoreError> {
+        let mut write = self.begin_write().await?;
+        let outcome = dry_runs::stop(write.conn(), change, id).await;
+        self.finish(write, change, outcome).await
+    }
+
+    async fn get_dry_run(&self, id: i64) -> Result<StoredDryRun, StoreError> {
+        dry_runs::get(&self.pool, id).await
+    }
+
+    async fn list_dry_runs(
+        &self,
+        env: Option<&str>,
+        flag: Option<&str>,
+    ) -> Result<Vec<StoredDryRun>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        dry_runs::list(&mut conn, env, flag, false).await
+    }
+
+    async fn record_dry_runs(
+        &self,
+        reports: &[sluice_core::dry_run::DryRunReport],
+    ) -> Result<(), StoreError> {
+        let mut tx = match self.url.backend() {
+            Backend::Sqlite => self.pool.begin_with(sqlite::BEGIN_WRITE).await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        match dry_runs::record(&mut tx, None, reports).await {
+            Ok(()) => Ok(tx.commit().await?),
+            Err(error) => {
+                let _ = tx.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn dry_run_tallies(&self, id: i64) -> Result<DryRunTallies, StoreError> {
+        dry_runs::tallies(&self.pool, id).await
     }
 
     async fn leader_lock(&self) -> Result<LeaderLock, StoreError> {

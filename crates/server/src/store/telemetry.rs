@@ -334,6 +334,9 @@ async fn record(
     if !batch.shadow.is_empty() {
         super::shadow::record(conn, backend, environment, &batch.shadow, received_ms).await?;
     }
+    if !batch.dry_runs.is_empty() {
+        super::dry_runs::record(conn, Some(environment), &batch.dry_runs).await?;
+    }
     for crash in &batch.crashes {
         insert_crash(conn, environment, &batch.instance.id, crash, received_ms).await?;
     }

@@ -5,6 +5,9 @@
 //! variants are not problems: an SDK may evaluate a newer configuration than the server
 //! has compiled, and telemetry is evidence either way.
 
+use sluice_core::dry_run::{
+    DryRunReport, MAX_DRY_RUNS_PER_BATCH, MAX_SAMPLES_PER_DRY_RUN, MAX_TRANSITIONS_PER_DRY_RUN,
+};
 use sluice_core::telemetry::{
     BUCKET_MS, BucketReport, CrashReport, MAX_BUCKETS_PER_BATCH, MAX_CRASHES_PER_BATCH, MAX_ID_LEN,
     MAX_SAMPLE_BYTES, MAX_SAMPLES_PER_SHADOW, MAX_SHADOW_PER_BATCH, MetricsBatch, ShadowReport,
@@ -114,6 +117,20 @@ pub fn validate_batch(batch: &MetricsBatch, received_ms: i64) -> Result<(), Erro
     } else {
         for (index, report) in batch.shadow.iter().enumerate() {
             check_shadow(&mut problems, &shadow.index(index), report, received_ms);
+        }
+    }
+    let dry_runs = root.key("dryRuns");
+    if batch.dry_runs.len() > MAX_DRY_RUNS_PER_BATCH {
+        problems.push(
+            dry_runs.clone(),
+            format!(
+                "{} dry-run reports; a batch may carry at most {MAX_DRY_RUNS_PER_BATCH}",
+                batch.dry_runs.len()
+            ),
+        );
+    } else {
+        for (index, report) in batch.dry_runs.iter().enumerate() {
+            check_dry_run(&mut problems, &dry_runs.index(index), report);
         }
     }
     if problems.0.is_empty() {
@@ -245,6 +262,50 @@ fn check_shadow(problems: &mut Problems, at: &Path, report: &ShadowReport, recei
     }
 }
 
+fn check_dry_run(problems: &mut Problems, at: &Path, report: &DryRunReport) {
+    problems.text(at.key("flag"), &report.flag, 1, MAX_KEY_LEN);
+    let transitions = at.key("transitions");
+    if report.transitions.len() > MAX_TRANSITIONS_PER_DRY_RUN {
+        problems.push(
+            transitions,
+            format!(
+                "{} transitions; a dry-run report may carry at most {MAX_TRANSITIONS_PER_DRY_RUN}",
+                report.transitions.len()
+            ),
+        );
+    } else {
+        for (index, transition) in report.transitions.iter().enumerate() {
+            let here = transitions.index(index);
+            problems.text(here.key("from"), &transition.from, 1, MAX_LABEL_LEN);
+            problems.text(here.key("to"), &transition.to, 1, MAX_LABEL_LEN);
+            problems.count(here.key("count"), transition.count);
+        }
+    }
+    let samples = at.key("samples");
+    if report.samples.len() > MAX_SAMPLES_PER_DRY_RUN {
+        problems.push(
+            samples,
+            format!(
+                "{} samples; a dry-run report may carry at most {MAX_SAMPLES_PER_DRY_RUN}",
+                report.samples.len()
+            ),
+        );
+        return;
+    }
+    for (index, sample) in report.samples.iter().enumerate() {
+        let here = samples.index(index);
+        problems.non_negative(here.key("atMs"), sample.at_ms);
+        if sample.context.len() > MAX_SAMPLE_BYTES {
+            problems.push(
+                here.key("context"),
+                format!("longer than {MAX_SAMPLE_BYTES} bytes"),
+            );
+        }
+        problems.text(here.key("from"), &sample.from, 1, MAX_LABEL_LEN);
+        problems.text(here.key("to"), &sample.to, 1, MAX_LABEL_LEN);
+    }
+}
+
 fn check_crash(problems: &mut Problems, at: &Path, crash: &CrashReport) {
     problems.non_negative(at.key("atMs"), crash.at_ms);
     // Panic messages span lines; only their length is limited.
@@ -352,6 +413,56 @@ mod tests {
             ]
         );
         bad.shadow.truncate(1);
+        assert!(validate_batch(&bad, NOW).is_ok());
+    }
+
+    #[test]
+    fn dry_run_reports_are_checked_with_their_paths() {
+        use sluice_core::dry_run::{DryRunSample, Transition};
+        let mut bad = batch();
+        let good = DryRunReport {
+            dry_run: 1,
+            flag: "checkout".into(),
+            transitions: vec![Transition {
+                from: "off".into(),
+                to: "on".into(),
+                count: 3,
+            }],
+            samples: Vec::new(),
+        };
+        bad.dry_runs = vec![
+            good.clone(),
+            DryRunReport {
+                flag: String::new(),
+                transitions: vec![Transition {
+                    from: String::new(),
+                    to: "on".into(),
+                    count: MAX_COUNT + 1,
+                }],
+                samples: vec![DryRunSample {
+                    at_ms: 1,
+                    context: "x".repeat(MAX_SAMPLE_BYTES + 1),
+                    from: "off".into(),
+                    to: "on".into(),
+                }],
+                ..good.clone()
+            },
+        ];
+        assert_eq!(
+            paths(&bad),
+            [
+                "dryRuns[1].flag: must not be empty",
+                "dryRuns[1].transitions[0].from: must not be empty",
+                "dryRuns[1].transitions[0].count: larger than 1000000000000",
+                "dryRuns[1].samples[0].context: longer than 1024 bytes",
+            ]
+        );
+        bad.dry_runs = vec![good; MAX_DRY_RUNS_PER_BATCH + 1];
+        assert_eq!(
+            paths(&bad),
+            ["dryRuns: 101 dry-run reports; a batch may carry at most 100"]
+        );
+        bad.dry_runs.truncate(1);
         assert!(validate_batch(&bad, NOW).is_ok());
     }
 
