@@ -6,6 +6,7 @@ pub mod apply;
 pub mod audit;
 pub mod changes;
 pub mod demo;
+pub mod dry_run;
 pub mod env;
 pub mod eval;
 pub mod experiment;

@@ -1176,3 +1176,93 @@ fn experiment_report_and_shadow_read_the_telemetry() {
     let body = server.json(&shadow);
     assert_eq!(body["analysis"]["mismatchRate"]["k"], 10);
 }
+
+#[test]
+fn flags_dry_run_starts_reports_and_stops() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "flags.yaml", V2);
+    let output = server.sluice(&["apply", file.to_str().unwrap(), "--yes"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let client = server.json(&[
+        "token",
+        "create",
+        "--scope",
+        "client",
+        "--env",
+        "production",
+    ]);
+    let client = client["secret"].as_str().unwrap().to_owned();
+
+    // A broken rules file is refused here, with its line, and nothing starts.
+    let broken = write(
+        dir.path(),
+        "broken.yaml",
+        "rules:\n  - serve: green\n    colour: red\n",
+    );
+    let output = server.sluice(&[
+        "flags",
+        "dry-run",
+        "c",
+        "--env",
+        "production",
+        "--rules",
+        broken.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("broken.yaml:3"),
+        "{}",
+        stderr(&output)
+    );
+
+    // Staged: everyone gets green, not only staff.
+    let rules = write(dir.path(), "staged.yaml", "default_variant: green\n");
+    let output = server.sluice(&[
+        "flags",
+        "dry-run",
+        "c",
+        "--env",
+        "production",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--reason",
+        "green for all",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("running"), "{}", stdout(&output));
+
+    for (email, served) in [
+        ("a@shop.example", "green"),
+        ("b@else.example", "blue"),
+        ("c@else.example", "blue"),
+    ] {
+        let (status, body) =
+            server.evaluate(&client, "c", json!({"targetingKey": email, "email": email}));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["variant"], served, "the current rules keep serving");
+    }
+    let report = ["flags", "dry-run", "report", "c", "--env", "production"];
+    let output = server.sluice(&report);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("Compared 3 evaluations: 2 (66.7%) would get a different variant."),
+        "{text}"
+    );
+    assert!(text.contains("blue -> green"), "{text}");
+    let body = server.json(&report);
+    assert_eq!(body["report"]["wouldChange"], 2);
+    assert_eq!(body["reason"], "green for all");
+
+    let output = server.sluice(&["flags", "dry-run", "stop", "c", "--env", "production"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("stopped"), "{}", stdout(&output));
+    let output = server.sluice(&["flags", "dry-run", "stop", "c", "--env", "production"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no running dry run"),
+        "{}",
+        stderr(&output)
+    );
+}

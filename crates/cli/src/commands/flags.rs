@@ -1,5 +1,6 @@
-//! `sluice flags list|get|kill|restore|stale|archive`: read flags on a server, flip their
-//! kill switch, list stale flags with their reasons, and archive them.
+//! `sluice flags list|get|kill|restore|stale|archive|dry-run`: read flags on a server, flip
+//! their kill switch, list stale flags with their reasons, archive them, and stage rule
+//! changes as dry runs (`dry_run.rs`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -40,6 +41,10 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Stage a rule change as a dry run: the current rules keep serving, and SDKs and the
+    /// server count how many evaluations the staged rules would change. `report` and `stop`
+    /// follow it.
+    DryRun(super::dry_run::Args),
     /// Archive a flag (or, with --undo, unarchive it): it leaves the stale list; how it is
     /// served does not change.
     Archive {
@@ -191,6 +196,7 @@ pub fn run(args: &Args, client: &Client, json: bool) -> anyhow::Result<ExitCode>
             }
             print_table(&mut stdout, &rows)?;
         }
+        Command::DryRun(args) => return super::dry_run::run(args, client, json),
         Command::Archive { key, undo, reason } => {
             let verb = if *undo { "unarchive" } else { "archive" };
             let reply = client.call(
