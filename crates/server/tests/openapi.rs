@@ -728,12 +728,17 @@ async fn the_schemas_match_the_core_model() {
         "candidateLatency": sketch, "samples": [{"atMs": 1, "control": "1", "candidate": "2"}],
     });
     check_struct::<sluice_core::telemetry::ShadowReport>(&document, "ShadowReport", shadow.clone());
+    let dry_run = json!({
+        "dryRun": 1, "flag": "f", "transitions": [{"from": "off", "to": "on", "count": 3}],
+        "samples": [{"atMs": 1, "context": "{}", "from": "off", "to": "on"}],
+    });
+    check_struct::<sluice_core::dry_run::DryRunReport>(&document, "DryRunReport", dry_run.clone());
     check_struct::<MetricsBatch>(
         &document,
         "MetricsBatch",
         json!({
             "batchId": "b", "instance": instance, "sentAtMs": 1, "buckets": [bucket],
-            "crashes": [crash], "dropped": 0, "shadow": [shadow],
+            "crashes": [crash], "dropped": 0, "shadow": [shadow], "dryRuns": [dry_run],
         }),
     );
 
@@ -1470,6 +1475,36 @@ async fn real_responses_match_the_document() {
         Empty,
     )
     .await;
+    // Dry runs: started, refused twice (a second one, bad staged rules), listed, read,
+    // stopped.
+    let start = "POST /api/v1/dry-runs";
+    let staged = json!({"flag": "checkout", "env": "production", "staged": {"enabled": false}});
+    let started = c
+        .expect(201, to(start).by(admin), Json(staged.clone()))
+        .await;
+    c.expect(409, to(start).by(admin), Json(staged)).await;
+    let purple = json!({"flag": "checkout", "env": "production", "staged": [{"serve": "purple"}]});
+    c.expect(422, to(start).by(admin), Json(purple)).await;
+    let missing = json!({"flag": "nope", "env": "production", "staged": {"enabled": false}});
+    c.expect(404, to(start).by(admin), Json(missing)).await;
+    let staging = json!({"flag": "checkout", "env": "staging", "staged": {"enabled": false}});
+    c.expect(403, to(start).by(&server), Json(staging)).await;
+    let dry_run = format!("/api/v1/dry-runs/{}", started.body["id"]);
+    c.expect(200, to("GET /api/v1/dry-runs").by(admin), Empty)
+        .await;
+    let read = "GET /api/v1/dry-runs/{id}";
+    c.expect(200, to(read).at(&dry_run).by(admin), Empty).await;
+    c.expect(404, to(read).at("/api/v1/dry-runs/999999").by(admin), Empty)
+        .await;
+    let stop = format!("{dry_run}/stop");
+    let stopped = c
+        .expect(
+            200,
+            to("POST /api/v1/dry-runs/{id}/stop").at(&stop).by(admin),
+            Empty,
+        )
+        .await;
+    assert_eq!(stopped.body["status"], "stopped");
     let instances = "GET /api/v1/instances";
     let listed = c
         .expect(

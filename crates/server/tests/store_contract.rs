@@ -155,6 +155,7 @@ contract!(
     protection_and_archive_marks_are_audited_writes,
     app_releases_are_audited_and_guarded_by_revision,
     app_sessions_are_counted_per_version,
+    dry_runs_are_audited_and_their_tallies_merge,
 );
 
 fn change(n: i64) -> Change {
@@ -1452,6 +1453,7 @@ fn metrics_batch(
         crashes: Vec::new(),
         dropped: 0,
         shadow: Vec::new(),
+        dry_runs: Vec::new(),
     }
 }
 
@@ -2624,4 +2626,181 @@ async fn app_sessions_are_counted_per_version(db: &TestDb) {
         before,
         "sessions are data, not configuration"
     );
+}
+
+async fn dry_runs_are_audited_and_their_tallies_merge(db: &TestDb) {
+    use sluice_core::dry_run::{DryRunReport, DryRunSample, Transition, staged_from_value};
+    use store::{DryRunStatus, NewDryRun};
+    let store = &*db.store;
+    store
+        .create_flag(&change(1), "checkout", &boolean_flag("off"))
+        .await
+        .unwrap();
+    let staged = |value: serde_json::Value| staged_from_value(value).unwrap();
+    let new = |env: &str, staged| NewDryRun {
+        env: env.into(),
+        flag: "checkout".into(),
+        staged,
+    };
+    let before = audit_count(store).await;
+    let version = store.config_version().await.unwrap();
+    // Staged rules that do not compile, an unknown flag or environment: nothing written.
+    let invalid = store
+        .start_dry_run(
+            &change(2),
+            &new(
+                "production",
+                staged(serde_json::json!([{"serve": "purple"}])),
+            ),
+        )
+        .await;
+    assert!(
+        matches!(invalid, Err(StoreError::Invalid(_))),
+        "{invalid:?}"
+    );
+    let nowhere = store
+        .start_dry_run(
+            &change(2),
+            &new("nowhere", staged(serde_json::json!({"enabled": false}))),
+        )
+        .await;
+    assert!(matches!(nowhere, Err(StoreError::NotFound)), "{nowhere:?}");
+    assert_eq!(audit_count(store).await, before);
+    assert_eq!(store.config_version().await.unwrap(), version);
+
+    let started = store
+        .start_dry_run(
+            &change(3),
+            &new(
+                "production",
+                staged(serde_json::json!({"default_variant": "on"})),
+            ),
+        )
+        .await
+        .unwrap();
+    let id = started.value.id;
+    assert_eq!(started.value.status, DryRunStatus::Running);
+    assert_eq!(started.value.flag_version, 1);
+    assert_eq!(started.config_version, version + 1);
+    let twice = store
+        .start_dry_run(
+            &change(4),
+            &new("production", staged(serde_json::json!({"enabled": false}))),
+        )
+        .await;
+    assert!(matches!(twice, Err(StoreError::AlreadyExists)), "{twice:?}");
+    // Another environment may run its own.
+    let staging = store
+        .start_dry_run(
+            &change(5),
+            &new("staging", staged(serde_json::json!({"enabled": false}))),
+        )
+        .await
+        .unwrap();
+    let snapshot = store.snapshot(None).await.unwrap();
+    assert_eq!(snapshot.dry_runs.len(), 2);
+
+    let report = |dry_run: i64, samples: usize| DryRunReport {
+        dry_run,
+        flag: "checkout".into(),
+        transitions: vec![
+            Transition {
+                from: "off".into(),
+                to: "on".into(),
+                count: 7,
+            },
+            Transition {
+                from: "on".into(),
+                to: "on".into(),
+                count: 3,
+            },
+        ],
+        samples: (0..samples)
+            .map(|i| DryRunSample {
+                at_ms: i as i64,
+                context: format!("{{\"targetingKey\":\"u{i}\"}}"),
+                from: "off".into(),
+                to: "on".into(),
+            })
+            .collect(),
+    };
+    // From an SDK of production: the staging dry run's report is not its to make.
+    let mut batch = metrics_batch("dr-1", "i1", Some(1), Vec::new());
+    batch.dry_runs = vec![
+        report(id, 5),
+        report(staging.value.id, 5),
+        report(999_999, 1),
+    ];
+    store
+        .record_metrics("production", &batch, RECEIVED)
+        .await
+        .unwrap();
+    // The same batch again counts once.
+    store
+        .record_metrics("production", &batch, RECEIVED)
+        .await
+        .unwrap();
+    // The server's own tallies, then many samples.
+    for _ in 0..5 {
+        store.record_dry_runs(&[report(id, 5)]).await.unwrap();
+    }
+    let tallies = store.dry_run_tallies(id).await.unwrap();
+    let counts: Vec<(&str, &str, u64)> = tallies
+        .transitions
+        .iter()
+        .map(|t| (t.from.as_str(), t.to.as_str(), t.count))
+        .collect();
+    assert_eq!(counts, [("off", "on", 42), ("on", "on", 18)]);
+    assert_eq!(
+        tallies.samples.len(),
+        20,
+        "each dry run keeps its newest 20 samples"
+    );
+    assert!(
+        store
+            .dry_run_tallies(staging.value.id)
+            .await
+            .unwrap()
+            .transitions
+            .is_empty()
+    );
+
+    let stopped = store.stop_dry_run(&change(6), id).await.unwrap();
+    assert_eq!(stopped.value.status, DryRunStatus::Stopped);
+    assert_eq!(stopped.value.ended_ms, Some(1_700_000_000_006));
+    let again = store.stop_dry_run(&change(7), id).await.unwrap();
+    assert_eq!(
+        again.config_version, stopped.config_version,
+        "stopping twice writes nothing"
+    );
+    assert_eq!(store.snapshot(None).await.unwrap().dry_runs.len(), 1);
+    let listed = store
+        .list_dry_runs(Some("production"), Some("checkout"))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, DryRunStatus::Stopped);
+    assert_eq!(store.list_dry_runs(None, None).await.unwrap().len(), 2);
+    assert!(matches!(
+        store.get_dry_run(999_999).await,
+        Err(StoreError::NotFound)
+    ));
+    // A new one may start once the first stopped.
+    store
+        .start_dry_run(
+            &change(8),
+            &new("production", staged(serde_json::json!({"enabled": false}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit_count(store).await, before + 4);
+    let records = store
+        .list_audit(&store::AuditFilter {
+            resource: Some(format!("dry-run:{id}")),
+            ..store::AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["dry_run.stop", "dry_run.start"]);
 }

@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 
 use crate::state::AppState;
 
+mod dry_runs;
 mod governance;
 
 /// The document and docs routes.
@@ -230,6 +231,7 @@ pub fn document() -> Value {
             { "name": "rollouts", "description": "Staged rollouts: a flag's new variant widened stage by stage, judged on SDK telemetry, rolled back on a failed guardrail." },
             { "name": "governance", "description": "Protected environments and their change requests, and the flag lifecycle: stale flags and archiving." },
             { "name": "experiments", "description": "Shadow experiments: a candidate run beside the control, compared, and never served." },
+            { "name": "dry-runs", "description": "Dry runs: staged rule changes evaluated beside the rules served, counting what they would change." },
             { "name": "webhooks", "description": "Where rollout transitions are announced, signed with HMAC-SHA256." },
             { "name": "releases", "description": "Releases: provenance, risk, rollback procedure, the pre-release checklist that gates promotion, the policy's plan, rollback drills, history and the learning report." },
             { "name": "apps", "description": "Desktop apps: update channels, releases with a staged share, halts and the crash gate." },
@@ -412,6 +414,9 @@ fn all_paths() -> Value {
     }
     if let Value::Object(experiments) = experiment_paths() {
         all.extend(experiments);
+    }
+    if let Value::Object(dry_runs) = dry_runs::paths() {
+        all.extend(dry_runs);
     }
     if let Value::Object(apps) = app_paths() {
         all.extend(apps);
@@ -1645,6 +1650,7 @@ fn telemetry_schemas() -> Value {
                 "crashes": { "type": "array", "items": schema("CrashReport"), "maxItems": 100, "description": "Panics recorded since the last flush." },
                 "dropped": counter("Telemetry the SDK dropped since it started, because its buffers were full."),
                 "shadow": { "type": "array", "items": schema("ShadowReport"), "maxItems": 1_000, "description": "Shadow experiment results per experiment, configuration version and bucket." },
+                "dryRuns": { "type": "array", "items": schema("DryRunReport"), "maxItems": 100, "description": "Dry-run tallies since the last flush. Reports for dry runs of other environments, or unknown ones, are ignored." },
             },
         },
         "ShadowReport": {
@@ -1923,6 +1929,7 @@ fn schemas() -> Value {
         telemetry_schemas(),
         rollout_schemas(),
         governance::schemas(),
+        dry_runs::schemas(),
         release_schemas(),
         app_schemas(),
         runtime_schemas(),
@@ -2488,6 +2495,7 @@ fn evaluation_schemas() -> Value {
                     "type": "object",
                     "description": "The whole definition document: a `FlagFile` when `format` is `sluice`, flagd's document when it is `flagd` (GitOps mode with a flagd file). Rules are included: only server tokens see this.",
                 },
+                "dry_runs": { "type": "array", "items": schema("DryRunListing"), "description": "The environment's running dry runs; absent when there are none." },
             },
         },
 

@@ -275,6 +275,38 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             Observe,
             Body::Empty,
         ),
+        // Dry runs, admin only. The POST starts the store's first dry run, which the rows
+        // after it read and stop.
+        row(
+            Method::POST,
+            "/api/v1/dry-runs",
+            "/api/v1/dry-runs",
+            Admin,
+            json(
+                serde_json::json!({"flag": "checkout", "env": "staging", "staged": {"enabled": false}}),
+            ),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/dry-runs",
+            "/api/v1/dry-runs?env=staging",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/dry-runs/{id}",
+            "/api/v1/dry-runs/1",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/dry-runs/{id}/stop",
+            "/api/v1/dry-runs/1/stop",
+            Admin,
+            Body::Empty,
+        ),
         // Admin: reads.
         row(
             Method::GET,
