@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Errors, Path};
-use crate::model::{EnvironmentOverride, FlagFile};
+use crate::model::{EnvironmentOverride, FlagDef, FlagFile};
 use crate::source::from_value_at;
 use crate::telemetry::{MAX_SAMPLE_BYTES, truncate_sample};
 use crate::{Context, Engine, Evaluation, Format};
@@ -89,6 +89,13 @@ pub fn stage(
             format!("there is no flag `{flag}`"),
         )]));
     };
+    apply_staged(definition, environment, staged);
+    Ok(staged_file)
+}
+
+/// Writes `staged` into `definition`'s override for `environment`: what applying a dry run
+/// changes. The fields `staged` sets replace the override's; the others stay.
+pub fn apply_staged(definition: &mut FlagDef, environment: &str, staged: &EnvironmentOverride) {
     let current = definition
         .environments
         .entry(environment.to_owned())
@@ -102,7 +109,6 @@ pub fn stage(
     if staged.enabled.is_some() {
         current.enabled = staged.enabled;
     }
-    Ok(staged_file)
 }
 
 /// Compiles the staged definition for `environment`. Errors about the staged override are

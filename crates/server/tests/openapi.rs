@@ -1505,6 +1505,21 @@ async fn real_responses_match_the_document() {
         )
         .await;
     assert_eq!(stopped.body["status"], "stopped");
+    let apply = "POST /api/v1/dry-runs/{id}/apply";
+    let stopped_apply = format!("{dry_run}/apply");
+    c.expect(409, to(apply).at(&stopped_apply).by(admin), Empty)
+        .await;
+    let staged = json!({"flag": "checkout", "env": "production", "staged": {"enabled": true}});
+    let second = c.expect(201, to(start).by(admin), Json(staged)).await;
+    let second = format!("/api/v1/dry-runs/{}/apply", second.body["id"]);
+    let applied = c
+        .expect(
+            200,
+            to(apply).at(&second).by(admin),
+            Json(json!({"reason": "reviewed"})),
+        )
+        .await;
+    assert_eq!(applied.body["status"], "stopped");
     let instances = "GET /api/v1/instances";
     let listed = c
         .expect(

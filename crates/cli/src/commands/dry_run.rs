@@ -5,6 +5,7 @@
 //! sluice flags dry-run FLAG --env ENV --rules FILE [--reason WHY]   # start
 //! sluice flags dry-run report FLAG --env ENV [--id N]                # would-change counts
 //! sluice flags dry-run stop FLAG --env ENV [--reason WHY]
+//! sluice flags dry-run apply FLAG --env ENV [--reason WHY] [--force]  # write the rules, stop
 //! ```
 //!
 //! The rules file is YAML or JSON: a mapping with any of `rules`, `default_variant` and
@@ -59,6 +60,21 @@ enum Action {
         #[arg(long)]
         id: Option<i64>,
     },
+    /// Write the running dry run's staged rules into the flag (a change request in a
+    /// protected environment), then stop it.
+    Apply {
+        /// The flag key.
+        flag: String,
+        /// The environment.
+        #[arg(long, short)]
+        env: String,
+        /// Why, for the audit log.
+        #[arg(long, short)]
+        reason: Option<String>,
+        /// Apply although the flag changed since the dry run started.
+        #[arg(long)]
+        force: bool,
+    },
     /// Stop the running dry run of the flag in the environment; its report stays readable.
     Stop {
         /// The flag key.
@@ -108,6 +124,30 @@ pub fn run(args: &Args, client: &Client, json: bool) -> anyhow::Result<ExitCode>
                 &[],
                 None,
             )?
+        }
+        Some(Action::Apply {
+            flag,
+            env,
+            reason,
+            force,
+        }) => {
+            let id = newest(client, flag, env, true)?;
+            let reply = client.call(
+                Method::POST,
+                &["api", "v1", "dry-runs", &id.to_string(), "apply"],
+                &[],
+                Some(&json!({ "reason": reason, "force": force })),
+            )?;
+            if let Some(request) = reply.json["changeRequest"]["id"].as_str()
+                && !json
+            {
+                writeln!(
+                    stdout,
+                    "`{env}` is protected: change request {request} waits for approvals; the dry run keeps running until it is applied."
+                )?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            reply
         }
         Some(Action::Stop { flag, env, reason }) => {
             let id = newest(client, flag, env, true)?;

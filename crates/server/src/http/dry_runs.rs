@@ -1,6 +1,7 @@
 //! Dry runs of staged rule changes: `POST /api/v1/dry-runs` starts one,
 //! `GET /api/v1/dry-runs[?env=&flag=]` lists them, `GET /api/v1/dry-runs/{id}` reads one with
-//! its would-change report, and `POST /api/v1/dry-runs/{id}/stop` stops it. Admin only.
+//! its would-change report, `POST /api/v1/dry-runs/{id}/stop` stops it, and
+//! `POST /api/v1/dry-runs/{id}/apply` writes the staged rules into the flag. Admin only.
 //!
 //! Starting and stopping are audited configuration writes, so SDKs receive the running dry
 //! runs with their configuration at once. They are not gated by environment protection: a
@@ -14,19 +15,21 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_core::Errors;
-use sluice_core::dry_run::{DryRunTotals, compile_staged, staged_from_value};
+use sluice_core::dry_run::{DryRunTotals, apply_staged, compile_staged, staged_from_value};
 
 use crate::http::auth::Caller;
+use crate::http::changes::gate;
 use crate::http::error::ApiError;
 use crate::http::{JsonBody, change, refuse_in_gitops};
 use crate::state::AppState;
-use crate::store::{DryRunStatus, NewDryRun, StoredDryRun};
+use crate::store::{ChangePayload, DryRunStatus, NewDryRun, StoredDryRun};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/dry-runs", post(start).get(list))
         .route("/api/v1/dry-runs/{id}", get(read))
         .route("/api/v1/dry-runs/{id}/stop", post(stop))
+        .route("/api/v1/dry-runs/{id}/apply", post(apply))
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +46,14 @@ struct StartBody {
 #[serde(deny_unknown_fields)]
 struct StopBody {
     reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyBody {
+    reason: Option<String>,
+    /// Apply although the flag changed since the dry run started.
+    force: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,11 +171,7 @@ async fn stop(
 ) -> Result<Json<Value>, ApiError> {
     caller.admin()?;
     let id = parse_id(&id)?;
-    let body: StopBody = if body.iter().all(u8::is_ascii_whitespace) {
-        StopBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
-    };
+    let body: StopBody = read_optional(&body)?;
     let committed = state
         .store()
         .stop_dry_run(&change(&caller, &headers, body.reason), id)
@@ -172,6 +179,90 @@ async fn stop(
         .map_err(|e| ApiError::from_store(e, &what(id)))?;
     state.reload().await.ok();
     Ok(Json(view(&state, &committed.value).await?))
+}
+
+/// Writes the staged rules into the flag, as `PUT /api/v1/flags/{key}` would (so a protected
+/// environment files a change request and answers 202, and the dry run keeps running until
+/// it is applied), then stops the dry run. The flag must not have changed since the dry run
+/// started, unless `force`: what was measured is what is applied.
+async fn apply(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    refuse_in_gitops(&state)?;
+    let id = parse_id(&id)?;
+    let body: ApplyBody = read_optional(&body)?;
+    let dry_run = state
+        .store()
+        .get_dry_run(id)
+        .await
+        .map_err(|e| ApiError::from_store(e, &what(id)))?;
+    if dry_run.status != DryRunStatus::Running {
+        return Err(ApiError::Conflict(format!(
+            "{} is stopped; start a new one to apply its rules",
+            what(id)
+        )));
+    }
+    let flag = state
+        .store()
+        .get_flag(&dry_run.flag)
+        .await
+        .map_err(|e| ApiError::from_store(e, &format!("flag `{}`", dry_run.flag)))?;
+    if flag.version != dry_run.flag_version && !body.force.unwrap_or(false) {
+        return Err(ApiError::Conflict(format!(
+            "flag `{}` changed since {} started (version {} then, {} now): its report measured other rules; stop it and start again, or apply with `force`",
+            dry_run.flag,
+            what(id),
+            dry_run.flag_version,
+            flag.version
+        )));
+    }
+    let mut definition = flag.definition;
+    apply_staged(&mut definition, &dry_run.env, &dry_run.staged);
+    let reason = body
+        .reason
+        .or_else(|| Some(format!("applies dry run {id}")));
+    let payload = ChangePayload::FlagUpdate {
+        key: dry_run.flag.clone(),
+        definition: definition.clone(),
+    };
+    if let Some(accepted) = gate(
+        &state,
+        &caller,
+        &headers,
+        payload,
+        reason.clone(),
+        Some(flag.version),
+    )
+    .await?
+    {
+        return Ok(accepted);
+    }
+    let change = change(&caller, &headers, reason);
+    state
+        .store()
+        .update_flag(&change, &dry_run.flag, &definition, Some(flag.version))
+        .await
+        .map_err(|e| ApiError::from_store(e, &format!("flag `{}`", dry_run.flag)))?;
+    let stopped = state
+        .store()
+        .stop_dry_run(&change, id)
+        .await
+        .map_err(|e| ApiError::from_store(e, &what(id)))?;
+    state.reload().await.ok();
+    Ok(Json(view(&state, &stopped.value).await?).into_response())
+}
+
+/// An optional JSON body: empty means the defaults.
+fn read_optional<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
 }
 
 /// A dry run with its report: what its evaluators counted, and whether its staged rules

@@ -302,6 +302,13 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
         ),
         row(
             Method::POST,
+            "/api/v1/dry-runs/{id}/apply",
+            "/api/v1/dry-runs/1/apply",
+            Admin,
+            Body::Empty,
+        ),
+        row(
+            Method::POST,
             "/api/v1/dry-runs/{id}/stop",
             "/api/v1/dry-runs/1/stop",
             Admin,

@@ -49,6 +49,25 @@ pub(super) fn paths() -> Value {
                 },
             })),
         },
+        "/api/v1/dry-runs/{id}/apply": {
+            "parameters": [id.clone()],
+            "post": operation("applyDryRun", "dry-runs", "Apply a dry run's staged rules", Access::Admin, json!({
+                "description": "Writes the staged rules into the flag's override for the dry run's environment, as `PUT /api/v1/flags/{key}` would (audited as `flag.update`), then stops the dry run. In a protected environment this files a change request (202) and the dry run keeps running until it is applied. The flag must be at the version the dry run started from, so that what was measured is what is applied; `force` applies anyway.",
+                "parameters": [parameter("Reason")],
+                "requestBody": {
+                    "required": false,
+                    "content": { "application/json": { "schema": schema("DryRunApply"), "example": { "reason": "would-change counts reviewed" } } },
+                },
+                "responses": {
+                    "200": json_response("Applied: the dry run, stopped, with its report.", schema("DryRun")),
+                    "202": super::governance::accepted(),
+                    "400": response("BadRequest"),
+                    "404": response("NotFound"),
+                    "409": json_response("The dry run is stopped, the flag changed since it started (without `force`), or flags are managed by files.", schema("Error")),
+                    "422": response("Invalid"),
+                },
+            })),
+        },
         "/api/v1/dry-runs/{id}/stop": {
             "parameters": [id],
             "post": operation("stopDryRun", "dry-runs", "Stop a dry run", Access::Admin, json!({
@@ -103,6 +122,14 @@ pub(super) fn schemas() -> Value {
                     "description": "The staged override, or a bare list of rules.",
                 },
                 "reason": string(),
+            },
+        },
+        "DryRunApply": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "reason": string(),
+                "force": { "type": "boolean", "description": "Apply although the flag changed since the dry run started." },
             },
         },
         "DryRunStop": {
