@@ -47,7 +47,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if status != 201 {
         return Err(format!("the dry run did not start: {status} {started}").into());
     }
-    let version = started["configVersion"].as_i64().ok_or("no configVersion")?;
+    let version = started["configVersion"]
+        .as_i64()
+        .ok_or("no configVersion")?;
     let client = Client::builder()
         .server(&server.url)
         .token(&token)
@@ -83,7 +85,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let median = |name: &str| median_ns(&directory, GROUP, name, since);
         if let (Some(plain), Some(dry)) = (median("no_dry_run"), median("dry_run")) {
             println!();
-            println!("Medians from this run: without a dry run {plain:.1} ns, with one {dry:.1} ns");
+            println!(
+                "Medians from this run: without a dry run {plain:.1} ns, with one {dry:.1} ns"
+            );
             println!(
                 "A running dry run adds {:.1} ns per evaluation of its flag ({:.2}× the evaluation); other flags pay nothing.",
                 dry - plain,

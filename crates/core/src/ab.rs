@@ -5,7 +5,8 @@
 //! The statistics are [`crate::rollout::stats`]'s, the module the rollout guardrails use:
 //! [`stats::proportion_difference`] or [`stats::mean_difference`], their
 //! [`Difference::bounds`] (a confidence sequence, valid however often the report is read), and
-//! [`stats::chi_square_test`] for the SRM. `docs/experiments.md` explains the figures.
+//! [`stats::sequential_multinomial_test`] for the SRM, valid however often it is read too.
+//! `docs/experiments.md` explains the figures.
 //!
 //! The unit is the exposure, as everywhere in telemetry: a conversion rate is events over
 //! exposures (capped at 1 per exposure), a mean is the summed value over exposures (an
@@ -153,9 +154,9 @@ pub struct SrmCheck {
     /// Whether it ran: it needs weights for every arm and at least
     /// [`SRM_MIN_PER_ARM`] exposures in each.
     pub checked: bool,
-    /// The chi-square statistic, when it ran.
-    pub statistic: Option<f64>,
-    /// Its p-value, when it ran.
+    /// The log Bayes factor of the sequential multinomial test, when it ran.
+    pub log_bayes_factor: Option<f64>,
+    /// Its always-valid p-value, when it ran.
     pub p_value: Option<f64>,
     /// Whether the split is broken: `p_value <` [`SRM_P_THRESHOLD`].
     pub mismatch: bool,
@@ -314,7 +315,7 @@ pub fn compare(
 pub fn srm_check(arms: &[ArmTotals]) -> SrmCheck {
     let not_checked = |note: &str| SrmCheck {
         checked: false,
-        statistic: None,
+        log_bayes_factor: None,
         p_value: None,
         mismatch: false,
         note: note.to_owned(),
@@ -329,12 +330,16 @@ pub fn srm_check(arms: &[ArmTotals]) -> SrmCheck {
         ));
     }
     let observed: Vec<u64> = arms.iter().map(|a| a.exposures).collect();
-    match stats::chi_square_test(&observed, &weights) {
+    match stats::sequential_multinomial_test(
+        &observed,
+        &weights,
+        stats::SEQUENTIAL_SRM_CONCENTRATION,
+    ) {
         Some(test) => {
             let mismatch = test.p_value < SRM_P_THRESHOLD;
             SrmCheck {
                 checked: true,
-                statistic: Some(test.statistic),
+                log_bayes_factor: Some(test.log_bayes_factor),
                 p_value: Some(test.p_value),
                 mismatch,
                 note: if mismatch {

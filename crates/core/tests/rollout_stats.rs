@@ -231,3 +231,98 @@ fn degenerate_inputs_do_not_panic() {
     assert_eq!(always_valid_p_value(1.0, 0.0, 100.0, 0.1), 0.0);
     assert_eq!(always_valid_p_value(f64::NAN, 1.0, 100.0, 0.1), 1.0);
 }
+
+#[test]
+fn the_sequential_srm_test_matches_its_closed_form() {
+    // With a uniform prior (concentration 2 on a 50/50 split) the Bayes factor of x out of n
+    // is 2ⁿ / ((n + 1) · C(n, x)).
+    for (n, x, choose) in [(10u64, 5u64, 252.0), (10, 0, 1.0), (20, 3, 1140.0)] {
+        let test = stats::sequential_multinomial_test(&[x, n - x], &[1.0, 1.0], 2.0).unwrap();
+        let expected = 2f64.powi(n as i32) / ((n + 1) as f64 * choose);
+        close(
+            test.log_bayes_factor,
+            expected.ln(),
+            CLOSED_FORM,
+            &format!("{x} of {n}"),
+        );
+        close(
+            test.p_value,
+            (1.0 / expected).min(1.0),
+            CLOSED_FORM,
+            &format!("p {x} of {n}"),
+        );
+    }
+    assert!(stats::sequential_multinomial_test(&[1, 2], &[1.0, 0.0], 2.0).is_none());
+    assert!(stats::sequential_multinomial_test(&[0, 0], &[1.0, 1.0], 2.0).is_none());
+}
+
+#[test]
+fn the_sequential_srm_test_keeps_its_level_when_read_at_every_look_and_chi_square_does_not() {
+    // 400 fair 50/50 experiments, each read 20 times (every 1,000 exposures): how many ever
+    // alarm at α = 0.05.
+    let mut state: u64 = 7;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let (mut sequential, mut chi) = (0, 0);
+    for _ in 0..400 {
+        let (mut treatment, mut total) = (0u64, 0u64);
+        let (mut sequential_alarm, mut chi_alarm) = (false, false);
+        for _ in 0..20 {
+            // 1,000 fair coin flips, 64 at a time (the last word's first 40 bits).
+            for word in 0..16 {
+                let bits = next();
+                let bits = if word == 15 {
+                    bits & ((1 << 40) - 1)
+                } else {
+                    bits
+                };
+                treatment += u64::from(bits.count_ones());
+            }
+            total += 1_000;
+            let observed = [total - treatment, treatment];
+            let test = stats::sequential_multinomial_test(
+                &observed,
+                &[0.5, 0.5],
+                stats::SEQUENTIAL_SRM_CONCENTRATION,
+            )
+            .unwrap();
+            sequential_alarm |= test.p_value < 0.05;
+            chi_alarm |= chi_square_test(&observed, &[0.5, 0.5]).unwrap().p_value < 0.05;
+        }
+        sequential += usize::from(sequential_alarm);
+        chi += usize::from(chi_alarm);
+    }
+    assert!(
+        sequential <= 20,
+        "{sequential} of 400 sequential false alarms"
+    );
+    assert!(
+        chi > 40,
+        "peeking at chi-square should alarm far more often: {chi} of 400"
+    );
+}
+
+#[test]
+fn the_sequential_srm_test_finds_a_real_mismatch() {
+    // 50.8% instead of 50% over 200,000 exposures: z ≈ 7.
+    let test = stats::sequential_multinomial_test(
+        &[98_400, 101_600],
+        &[0.5, 0.5],
+        stats::SEQUENTIAL_SRM_CONCENTRATION,
+    )
+    .unwrap();
+    assert!(test.p_value < 0.001, "{test:?}");
+    // 90/10 exactly as weighted is not one.
+    let fine = stats::sequential_multinomial_test(
+        &[18_000, 2_000],
+        &[90.0, 10.0],
+        stats::SEQUENTIAL_SRM_CONCENTRATION,
+    )
+    .unwrap();
+    assert!(fine.p_value > 0.5, "{fine:?}");
+}
