@@ -246,36 +246,64 @@ where
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<JsonBody<T>, Response> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                let status = rejection.status();
-                (
-                    status,
-                    Json(json!({"error": "bad_request", "message": rejection.body_text()})),
-                )
-                    .into_response()
-            })?;
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize(&mut deserializer) {
-            Ok(value) => Ok(JsonBody(value)),
-            Err(error) => {
-                let path = error.path().to_string();
-                let inner = error.into_inner();
-                let status = if inner.is_data() {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                } else {
-                    StatusCode::BAD_REQUEST
-                };
-                let body = json!({
-                    "error": if inner.is_data() { "invalid" } else { "bad_request" },
-                    "message": format!("body: {path}: {inner}"),
-                    "errors": [{"path": path, "message": inner.to_string(), "line": inner.line(), "column": inner.column()}],
-                });
-                Err((status, Json(body)).into_response())
-            }
-        }
+        let bytes = body_bytes(request, state).await?;
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Like [`JsonBody`], but an empty (or all-whitespace) body is `T::default()`: for commands
+/// whose body only adds optional fields such as a reason.
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for OptionalJsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Default,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<OptionalJsonBody<T>, Response> {
+        let bytes = body_bytes(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
+/// The request body, or a JSON error with the status the body limit or the read gave.
+async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Response> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            let status = rejection.status();
+            (
+                status,
+                Json(json!({"error": "bad_request", "message": rejection.body_text()})),
+            )
+                .into_response()
+        })
+}
+
+/// Deserializes a JSON body, or the response naming the field path, line and column.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let status = if inner.is_data() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let body = json!({
+            "error": if inner.is_data() { "invalid" } else { "bad_request" },
+            "message": format!("body: {path}: {inner}"),
+            "errors": [{"path": path, "message": inner.to_string(), "line": inner.line(), "column": inner.column()}],
+        });
+        (status, Json(body)).into_response()
+    })
 }
 
 /// Who, why and when, for the audit record of a write.

@@ -20,7 +20,7 @@ use sluice_core::dry_run::{DryRunTotals, apply_staged, compile_staged, staged_fr
 use crate::http::auth::Caller;
 use crate::http::changes::gate;
 use crate::http::error::ApiError;
-use crate::http::{JsonBody, change, refuse_in_gitops};
+use crate::http::{JsonBody, OptionalJsonBody, change, refuse_in_gitops};
 use crate::state::AppState;
 use crate::store::{ChangePayload, DryRunStatus, NewDryRun, StoredDryRun};
 
@@ -167,11 +167,10 @@ async fn stop(
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJsonBody(body): OptionalJsonBody<StopBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller.admin()?;
     let id = parse_id(&id)?;
-    let body: StopBody = read_optional(&body)?;
     let committed = state
         .store()
         .stop_dry_run(&change(&caller, &headers, body.reason), id)
@@ -190,12 +189,11 @@ async fn apply(
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJsonBody(body): OptionalJsonBody<ApplyBody>,
 ) -> Result<Response, ApiError> {
     caller.admin()?;
     refuse_in_gitops(&state)?;
     let id = parse_id(&id)?;
-    let body: ApplyBody = read_optional(&body)?;
     let dry_run = state
         .store()
         .get_dry_run(id)
@@ -255,14 +253,6 @@ async fn apply(
         .map_err(|e| ApiError::from_store(e, &what(id)))?;
     state.reload().await.ok();
     Ok(Json(view(&state, &stopped.value).await?).into_response())
-}
-
-/// An optional JSON body: empty means the defaults.
-fn read_optional<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
 }
 
 /// A dry run with its report: what its evaluators counted, and whether its staged rules

@@ -81,6 +81,7 @@ pub(super) fn paths() -> Value {
                     "200": json_response("The dry run, stopped, with its report.", schema("DryRun")),
                     "400": response("BadRequest"),
                     "404": response("NotFound"),
+                    "422": response("Invalid"),
                 },
             })),
         },
