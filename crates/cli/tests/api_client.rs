@@ -1060,6 +1060,9 @@ flags:
     type: string
     variants: { control: old, treatment: new }
     default_variant: control
+    goals:
+      - { event: purchase }
+      - { event: purchase_value, kind: mean }
     rules:
       - split:
           - { variant: control, weight: 50000 }
@@ -1158,6 +1161,28 @@ fn experiment_report_and_shadow_read_the_telemetry() {
         "median",
     ]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+
+    // Without --metric: every goal the flag declares, the primary first, each measured as
+    // declared.
+    let goals = [
+        "experiment",
+        "report",
+        "pricing",
+        "--env",
+        "production",
+        "--since",
+        &since,
+    ];
+    let output = server.sluice(&goals);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("goal `purchase` (conversion)"), "{text}");
+    assert!(text.contains("goal `purchase_value` (mean)"), "{text}");
+    let reports = server.json(&goals);
+    assert_eq!(reports.as_array().unwrap().len(), 2, "{reports}");
+    assert_eq!(reports[0]["metric"], "purchase");
+    assert_eq!(reports[0]["report"]["winner"], "treatment");
+    assert_eq!(reports[1]["kind"], "mean");
 
     let shadow = [
         "experiment",

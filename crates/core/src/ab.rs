@@ -17,6 +17,7 @@ pub mod simulate;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::GoalKind;
 use crate::model::{FlagDef, RuleDef};
 use crate::rollout::stats::{self, Difference, SRM_MIN_PER_ARM, SRM_P_THRESHOLD};
 
@@ -25,35 +26,6 @@ pub const MIN_EXPOSURES_PER_ARM: u64 = 100;
 
 /// Variant names taken as the control, in order, when none is named.
 pub const CONTROL_NAMES: [&str; 3] = ["control", "off", "false"];
-
-/// What a goal metric measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GoalKind {
-    /// Events per exposure, capped at 1: a conversion rate.
-    Conversion,
-    /// The event's summed value per exposure: a mean.
-    Mean,
-}
-
-impl GoalKind {
-    /// `conversion` or `mean`.
-    pub fn name(self) -> &'static str {
-        match self {
-            GoalKind::Conversion => "conversion",
-            GoalKind::Mean => "mean",
-        }
-    }
-
-    /// The kind called `name`.
-    pub fn from_name(name: &str) -> Option<GoalKind> {
-        match name {
-            "conversion" => Some(GoalKind::Conversion),
-            "mean" => Some(GoalKind::Mean),
-            _ => None,
-        }
-    }
-}
 
 /// One variant's totals over the window: exposures and the goal event's count, sum and sum of
 /// squares.

@@ -24,6 +24,9 @@ pub const MAX_REGEX_SIZE: usize = 256 * 1024;
 /// The longest key a flag or segment may have.
 pub const MAX_KEY_LEN: usize = 256;
 
+/// The longest goal event name: the longest event name telemetry accepts.
+pub const MAX_GOAL_EVENT_LEN: usize = 256;
+
 /// Checks a file without compiling it for any particular environment.
 pub fn validate(file: &FlagFile) -> Result<(), Errors> {
     compile(file, None).map(|_| ())
@@ -414,6 +417,22 @@ impl Compiler {
                 path.key("expires"),
                 format!("\"{expires}\" is not a date; write it as YYYY-MM-DD"),
             );
+        }
+        for (index, goal) in def.goals.iter().enumerate() {
+            let at = path.key("goals").index(index);
+            if goal.event.is_empty() || goal.event.len() > MAX_GOAL_EVENT_LEN {
+                self.error(
+                    ErrorKind::Invalid,
+                    at.key("event"),
+                    format!("a goal's event name is 1 to {MAX_GOAL_EVENT_LEN} characters"),
+                );
+            } else if def.goals[..index].iter().any(|g| g.event == goal.event) {
+                self.error(
+                    ErrorKind::Duplicate,
+                    at.key("event"),
+                    format!("`{}` is already a goal of this flag", goal.event),
+                );
+            }
         }
         let mut metadata = Map::new();
         for (name, value) in &def.metadata {

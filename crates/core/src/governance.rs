@@ -71,13 +71,15 @@ pub fn flag_touches(
         .collect()
 }
 
-/// A flag without what never changes how it is served: overrides, description, owner, tags.
+/// A flag without what never changes how it is served: overrides, description, owner, tags,
+/// goals.
 fn shared_part(flag: &FlagDef) -> FlagDef {
     let mut shared = flag.clone();
     shared.environments.clear();
     shared.description = None;
     shared.owner = None;
     shared.tags.clear();
+    shared.goals.clear();
     shared
 }
 
@@ -164,6 +166,7 @@ mod tests {
             risk: None,
             expires: None,
             metadata: Default::default(),
+            goals: Vec::new(),
             environments: Default::default(),
         }
     }

@@ -190,6 +190,9 @@ pub struct FlagDef {
     /// Free metadata, returned with every evaluation.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub metadata: IndexMap<String, Value>,
+    /// The goal metrics of an A/B experiment on this flag, the primary one first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub goals: Vec<GoalDef>,
     /// Per-environment overrides of `enabled`, the rules and the default variant.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub environments: IndexMap<String, EnvironmentOverride>,
@@ -197,6 +200,48 @@ pub struct FlagDef {
 
 fn default_enabled() -> bool {
     true
+}
+
+/// A goal metric: an event the application sends through the SDK's `track`, compared
+/// between the flag's variants by `sluice experiment report`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoalDef {
+    /// The event's name, as sent to `track`.
+    pub event: String,
+    /// How it is measured; `conversion` when not given.
+    #[serde(default)]
+    pub kind: GoalKind,
+}
+
+/// What a goal metric measures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoalKind {
+    /// Events per exposure, capped at 1: a conversion rate.
+    #[default]
+    Conversion,
+    /// The event's summed value per exposure: a mean.
+    Mean,
+}
+
+impl GoalKind {
+    /// `conversion` or `mean`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GoalKind::Conversion => "conversion",
+            GoalKind::Mean => "mean",
+        }
+    }
+
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Option<GoalKind> {
+        match name {
+            "conversion" => Some(GoalKind::Conversion),
+            "mean" => Some(GoalKind::Mean),
+            _ => None,
+        }
+    }
 }
 
 /// What one environment changes about a flag. Absent fields inherit the flag's own.

@@ -246,8 +246,12 @@ where
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<JsonBody<T>, Response> {
-        let bytes = body_bytes(request, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        let bytes = body_bytes(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        parse_json(&bytes)
+            .map(JsonBody)
+            .map_err(IntoResponse::into_response)
     }
 }
 
@@ -264,16 +268,20 @@ where
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<OptionalJsonBody<T>, Response> {
-        let bytes = body_bytes(request, state).await?;
+        let bytes = body_bytes(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
         }
-        parse_json(&bytes).map(OptionalJsonBody)
+        parse_json(&bytes)
+            .map(OptionalJsonBody)
+            .map_err(IntoResponse::into_response)
     }
 }
 
 /// The request body, or a JSON error with the status the body limit or the read gave.
-async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Response> {
+async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Rejected> {
     Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {
@@ -282,12 +290,14 @@ async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
                 status,
                 Json(json!({"error": "bad_request", "message": rejection.body_text()})),
             )
-                .into_response()
         })
 }
 
+/// A refused body: its status and JSON error, made a response by the extractor.
+type Rejected = (StatusCode, Json<serde_json::Value>);
+
 /// Deserializes a JSON body, or the response naming the field path, line and column.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejected> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -302,7 +312,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
             "message": format!("body: {path}: {inner}"),
             "errors": [{"path": path, "message": inner.to_string(), "line": inner.line(), "column": inner.column()}],
         });
-        (status, Json(body)).into_response()
+        (status, Json(body))
     })
 }
 

@@ -662,6 +662,7 @@ async fn the_schemas_match_the_core_model() {
         "enabled": true, "prerequisites": [{"flag": "other", "variant": "on"}], "rules": [rule],
         "bucket_by": "accountId", "salt": "s", "provenance": "ai-assisted", "risk": "high",
         "expires": "2030-01-31", "metadata": {"team": "payments"},
+        "goals": [{"event": "purchase", "kind": "mean"}],
         "environments": {"production": {"enabled": false, "rules": [], "default_variant": "on"}},
     });
     let segment =
@@ -678,6 +679,15 @@ async fn the_schemas_match_the_core_model() {
         &document,
         "EnvironmentOverride",
         json!({"enabled": false, "rules": [rule], "default_variant": "on"}),
+    );
+    check_struct::<sluice_core::model::GoalDef>(
+        &document,
+        "Goal",
+        json!({"event": "purchase", "kind": "mean"}),
+    );
+    check_enum::<sluice_core::model::GoalKind>(
+        &document,
+        "/components/schemas/Goal/properties/kind",
     );
     check_struct::<FlagDef>(&document, "FlagDefinition", flag.clone());
     check_struct::<SegmentDef>(&document, "SegmentDefinition", segment.clone());

@@ -2,8 +2,10 @@
 //! shadow experiment's results, over `GET /api/v1/experiments/{key}/report|shadow`.
 //!
 //! `report` exits 0 whatever the verdict: it is a read, and the verdict is in the output
-//! (`--json` for scripts).
+//! (`--json` for scripts). Without `--metric` it reports every goal the flag declares, the
+//! primary one first (`--json`: a list of the API's answers).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use serde_json::Value;
@@ -28,12 +30,14 @@ enum Command {
         /// The environment.
         #[arg(long, short)]
         env: String,
-        /// The goal event, as tracked through the SDK's `track`.
+        /// The goal event, as tracked through the SDK's `track`; every goal the flag declares
+        /// when not given.
         #[arg(long, short)]
-        metric: String,
-        /// `conversion`: events per exposure. `mean`: the summed value per exposure.
-        #[arg(long, default_value = "conversion", value_parser = ["conversion", "mean"])]
-        kind: String,
+        metric: Option<String>,
+        /// `conversion`: events per exposure. `mean`: the summed value per exposure. By
+        /// default what the flag declares for the goal, else `conversion`.
+        #[arg(long, value_parser = ["conversion", "mean"])]
+        kind: Option<String>,
         /// The control variant, when it is not `control`, `off`, the flag's off variant or
         /// its default.
         #[arg(long)]
@@ -87,24 +91,54 @@ pub fn run(args: &Args, client: &Client, json: bool) -> anyhow::Result<ExitCode>
             since,
         } => {
             let since = since.map(|s| s.to_string());
-            let mut query = vec![
-                ("env", env.as_str()),
-                ("metric", metric.as_str()),
-                ("kind", kind.as_str()),
-            ];
-            if let Some(control) = control {
-                query.push(("control", control.as_str()));
+            let read = |metric: Option<&str>| {
+                let mut query = vec![("env", env.as_str())];
+                let optional = [
+                    ("metric", metric),
+                    ("kind", kind.as_deref()),
+                    ("control", control.as_deref()),
+                    ("since", since.as_deref()),
+                ];
+                query.extend(
+                    optional
+                        .iter()
+                        .filter_map(|(name, v)| v.map(|v| (*name, v))),
+                );
+                client
+                    .get_json(&["api", "v1", "experiments", flag, "report"], &query)
+                    .map(|reply| reply.json)
+            };
+            let first = read(metric.as_deref())?;
+            let mut answers = vec![first];
+            if metric.is_none() {
+                // The API answered for the primary goal; read the others too.
+                let others: Vec<String> = answers[0]["goals"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .skip(1)
+                    .filter_map(|goal| goal["event"].as_str().map(str::to_owned))
+                    .collect();
+                for goal in &others {
+                    answers.push(read(Some(goal))?);
+                }
             }
-            if let Some(since) = &since {
-                query.push(("since", since.as_str()));
-            }
-            let reply = client.get_json(&["api", "v1", "experiments", flag, "report"], &query)?;
             let mut stdout = std::io::stdout().lock();
             if json {
-                print_json(&mut stdout, &reply.json)?;
+                let value = if metric.is_some() {
+                    answers.swap_remove(0)
+                } else {
+                    Value::Array(answers)
+                };
+                print_json(&mut stdout, &value)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            print_report(&mut stdout, &reply.json, kind)?;
+            for (index, answer) in answers.iter().enumerate() {
+                if index > 0 {
+                    writeln!(stdout)?;
+                }
+                print_report(&mut stdout, answer)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Shadow { key, env, since } => {
@@ -125,8 +159,9 @@ pub fn run(args: &Args, client: &Client, json: bool) -> anyhow::Result<ExitCode>
     }
 }
 
-fn print_report(out: &mut impl std::io::Write, body: &Value, kind: &str) -> anyhow::Result<()> {
+fn print_report(out: &mut impl std::io::Write, body: &Value) -> anyhow::Result<()> {
     let report = &body["report"];
+    let kind = body["kind"].as_str().unwrap_or("conversion");
     let value_header = if kind == "mean" { "MEAN" } else { "CONVERSION" };
     let mut rows = table(&[
         "VARIANT",

@@ -1,5 +1,5 @@
 //! A/B experiments: `GET /api/v1/experiments/{key}/report` analyses a flag with variants
-//! against one goal event.
+//! against one goal event: `?metric=` (and `kind=`), else the flag's first declared goal.
 //!
 //! It reads the flag's telemetry aggregates (exposures and the goal event's count, sum and sum
 //! of squares per variant) over the window, the flag's split weights in the environment, and
@@ -46,28 +46,40 @@ pub(crate) async fn report(
     Query(query): Query<ReportQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let environment = observed_environment(&state, &caller, query.env.as_deref()).await?;
-    let metric = match query.metric.as_deref() {
-        Some(m) if !m.is_empty() => m.to_owned(),
-        _ => {
-            return Err(ApiError::BadRequest(
-                "`metric` is required: the goal event's name, such as `?metric=purchase`".into(),
-            ));
-        }
-    };
-    let kind = match query.kind.as_deref() {
-        None => GoalKind::Conversion,
-        Some(name) => GoalKind::from_name(name).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "`kind` must be `conversion` or `mean`, not `{name}`"
-            ))
-        })?,
-    };
+    let kind = query
+        .kind
+        .as_deref()
+        .map(|name| {
+            GoalKind::from_name(name).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`kind` must be `conversion` or `mean`, not `{name}`"
+                ))
+            })
+        })
+        .transpose()?;
     let flag = state
         .store()
         .get_flag(&key)
         .await
         .map_err(|e| ApiError::from_store(e, &format!("flag `{key}`")))?
         .definition;
+    // The goal: the one named, measured as its declaration says unless `kind` says otherwise;
+    // else the flag's primary goal.
+    let (metric, kind) = match query.metric.as_deref().filter(|m| !m.is_empty()) {
+        Some(metric) => {
+            let declared = flag.goals.iter().find(|g| g.event == metric);
+            let kind = kind.or(declared.map(|g| g.kind)).unwrap_or_default();
+            (metric.to_owned(), kind)
+        }
+        None => match flag.goals.first() {
+            Some(goal) => (goal.event.clone(), kind.unwrap_or(goal.kind)),
+            None => {
+                return Err(ApiError::BadRequest(format!(
+                    "`metric` is required: flag `{key}` declares no `goals`; name the goal event, such as `?metric=purchase`"
+                )));
+            }
+        },
+    };
     let since = bucket_start(
         query
             .since
@@ -124,6 +136,8 @@ pub(crate) async fn report(
         "flag": key,
         "env": environment,
         "metric": metric,
+        "kind": kind,
+        "goals": flag.goals,
         "since": since,
         "alpha": DEFAULT_ALPHA,
         "report": analysis,

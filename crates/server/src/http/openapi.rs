@@ -878,13 +878,13 @@ fn experiment_paths() -> Value {
                 "description": "Per variant of the flag: exposures (n), goal events, the conversion rate (events per exposure, capped at 1) or the mean value per exposure, and against the control the difference and relative lift with an always-valid interval (the guardrails' confidence sequence, two-sided at α = 0.05 shared among the treatments), its p-value and a call. The exposures are checked against the flag's split weights in the environment (chi-square, SRM at p < 0.001). `verdict` is `winner`, `loser`, `inconclusive` or `srm` (do not trust), with a `summary` in plain words. The control is `control`, else `off`, else `false`, else the flag's off variant, else its default variant, unless `control` names one.",
                 "parameters": [
                     query_parameter("env", "The environment. Required with an admin token; a server token may leave it out or name its own.", json!({ "type": "string" })),
-                    query_parameter("metric", "The goal event's name, as sent to the SDK's `track`. Required.", json!({ "type": "string" })),
-                    query_parameter("kind", "`conversion` (default): events per exposure. `mean`: the summed value per exposure.", json!({ "type": "string", "enum": ["conversion", "mean"] })),
+                    query_parameter("metric", "The goal event's name, as sent to the SDK's `track`. Without it, the flag's first declared goal (400 when it declares none).", json!({ "type": "string" })),
+                    query_parameter("kind", "`conversion`: events per exposure. `mean`: the summed value per exposure. By default, what the flag's goal of that name declares, else `conversion`.", json!({ "type": "string", "enum": ["conversion", "mean"] })),
                     query_parameter("control", "The control variant, when the default choice is not it.", json!({ "type": "string" })),
                     query_parameter("since", "The first bucket's time, in milliseconds since the Unix epoch. Seven days ago by default.", json!({ "type": "integer", "format": "int64" })),
                 ],
                 "responses": {
-                    "200": json_response("The experiment's report.", json!({ "type": "object", "required": ["flag", "env", "metric", "since", "alpha", "report"] })),
+                    "200": json_response("The experiment's report.", json!({ "type": "object", "required": ["flag", "env", "metric", "kind", "goals", "since", "alpha", "report"] })),
                     "400": response("BadRequest"),
                     "404": response("NotFound"),
                 },
@@ -2028,11 +2028,22 @@ fn definition_schemas() -> Value {
                 "risk": schema("Risk"),
                 "expires": { "type": "string", "format": "date", "description": "The date by which the flag should be removed, `YYYY-MM-DD`." },
                 "metadata": { "type": "object", "additionalProperties": true, "description": "Free metadata, returned with every evaluation." },
+                "goals": { "type": "array", "items": schema("Goal"), "description": "The goal metrics of an A/B experiment on this flag, the primary one first: what `GET /api/v1/experiments/{key}/report` reads without `metric`. Changing them never needs approvals." },
                 "environments": {
                     "type": "object",
                     "additionalProperties": schema("EnvironmentOverride"),
                     "description": "Per-environment overrides, by environment name.",
                 },
+            },
+        },
+        "Goal": {
+            "type": "object",
+            "description": "A goal metric: an event sent through the SDK's `track`.",
+            "additionalProperties": false,
+            "required": ["event"],
+            "properties": {
+                "event": { "type": "string", "minLength": 1, "maxLength": 256, "description": "The event's name." },
+                "kind": { "type": "string", "enum": ["conversion", "mean"], "default": "conversion", "description": "`conversion`: events per exposure. `mean`: the event's value per exposure." },
             },
         },
         "EnvironmentOverride": {
