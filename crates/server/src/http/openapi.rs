@@ -22,6 +22,7 @@ use serde_json::{Map, Value, json};
 use crate::state::AppState;
 
 mod governance;
+mod links;
 
 /// The document and docs routes.
 pub fn router() -> Router<AppState> {
@@ -146,6 +147,39 @@ fn path_parameter(name: &str, description: &str, schema: Value) -> Value {
 
 fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+/// One server-sent event of a stream (the schema of a `text/event-stream` body describes each
+/// event, as OpenAPI 3.2's `itemSchema` does): its `data` is JSON of schema `data`, and its
+/// `event` is `name` (with `id`, the configuration version) or absent.
+fn event_schema(name: Option<&str>, data: &str) -> Value {
+    let data = json!({
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": schema(data),
+    });
+    match name {
+        Some(name) => json!({
+            "type": "object",
+            "required": ["event", "id", "data"],
+            "properties": {
+                "event": { "const": name },
+                "id": { "type": "string", "pattern": "^[0-9]+$" },
+                "data": data,
+                "retry": { "type": "integer" },
+            },
+        }),
+        None => json!({
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "event": { "type": "string" },
+                "id": { "type": "string" },
+                "data": data,
+                "retry": { "type": "integer" },
+            },
+        }),
+    }
 }
 
 fn key_schema() -> Value {
@@ -417,6 +451,7 @@ fn all_paths() -> Value {
         all.extend(apps);
     }
     governance::mark_gated(&mut all);
+    links::add(&mut all);
     Value::Object(all)
 }
 
@@ -781,7 +816,7 @@ fn paths() -> Value {
                 "responses": {
                     "200": {
                         "description": "The event stream.",
-                        "content": { "text/event-stream": { "schema": { "type": "string" }, "x-sluice-event-data": schema("RefetchEvent") } },
+                        "content": { "text/event-stream": { "schema": event_schema(None, "RefetchEvent"), "x-sluice-event-data": schema("RefetchEvent") } },
                     },
                 },
             })),
@@ -799,7 +834,7 @@ fn paths() -> Value {
                 "responses": {
                     "200": {
                         "description": "The event stream.",
-                        "content": { "text/event-stream": { "schema": { "type": "string" }, "x-sluice-event-data": schema("ConfigPayload") } },
+                        "content": { "text/event-stream": { "schema": event_schema(Some("put"), "ConfigPayload"), "x-sluice-event-data": schema("ConfigPayload") } },
                     },
                     "404": response("NotFound"),
                 },
