@@ -426,6 +426,36 @@ audit log, with the reason from `X-Sluice-Reason` when given.
 limited (1 MiB by default, 413 beyond) and requests other than streams time out (408). \
 CORS allows any origin without credentials and exposes `ETag` and `Retry-After`.";
 
+/// Adds 400 to every operation whose path has parameters or that takes query parameters:
+/// the router answers a path segment that is not UTF-8, and a query string it cannot read
+/// (an unknown field, a number out of range), with 400 before any handler runs.
+fn mark_bad_request(paths: &mut Map<String, Value>) {
+    for (template, item) in paths.iter_mut() {
+        let Value::Object(methods) = item else {
+            continue;
+        };
+        let has_query = |parameters: Option<&Value>| {
+            parameters
+                .and_then(Value::as_array)
+                .is_some_and(|list| list.iter().any(|p| p["in"] == "query"))
+        };
+        let shared_query = has_query(methods.get("parameters"));
+        for (method, operation) in methods.iter_mut() {
+            if method == "parameters" {
+                continue;
+            }
+            let query = shared_query || has_query(operation.get("parameters"));
+            if (template.contains('{') || query)
+                && let Some(Value::Object(responses)) = operation.get_mut("responses")
+            {
+                responses
+                    .entry("400")
+                    .or_insert_with(|| response("BadRequest"));
+            }
+        }
+    }
+}
+
 /// Every path: the configuration API's and telemetry's.
 fn all_paths() -> Value {
     let mut all = match paths() {
@@ -452,6 +482,7 @@ fn all_paths() -> Value {
     }
     governance::mark_gated(&mut all);
     links::add(&mut all);
+    mark_bad_request(&mut all);
     Value::Object(all)
 }
 
