@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # API fuzzing: schemathesis generates requests from the OpenAPI document and checks that no
-# answer is a 5xx and every answer matches the document. Runs against a fresh server on
-# SQLite, then on PostgreSQL when SLUICE_TEST_POSTGRES_URL names an admin URL.
+# answer is a 5xx and every answer matches the document: its status, content type, promised
+# headers and body schema. Runs against a fresh server on SQLite, then on PostgreSQL when
+# SLUICE_TEST_POSTGRES_URL names an admin URL.
 #
 #   fuzz/api.sh              # 25 examples per operation and phase
 #   fuzz/api.sh 100          # more
@@ -97,7 +98,7 @@ TOML
   SLUICE_FUZZ_KEEP="$admin_id,$server_id" SCHEMATHESIS_HOOKS=api_hooks PYTHONPATH="$PWD/fuzz" \
     PYTHONDONTWRITEBYTECODE=1 \
     st --config-file "$work/$name.toml" run "http://127.0.0.1:$port/api/v1/openapi.json" \
-    -c not_a_server_error,response_schema_conformance \
+    -c not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance \
     --phases examples,coverage,fuzzing,stateful \
     --seed 1 >"$work/$name.st" 2>&1
   local status=$?
@@ -108,7 +109,7 @@ TOML
   fi
   cp "$work/$name.st" "${SLUICE_FUZZ_OUT:-/tmp}/sluice-api-$name.txt"
   # The stateful phase's scenarios and the links it followed, then the summary.
-  sed -n '/Stateful (in/,/^ *$/p' "$work/$name.st" | grep -v '^ *$' || true
+  grep -A 4 'Stateful (in' "$work/$name.st" | grep -E 'Stateful|Scenarios|API Links' || true
   sed -n '/= SUMMARY =/,$p' "$work/$name.st"
   # Operations that only ever answered 401 or 403: the run did not reach their handlers.
   sed -n '/^Authentication failed/,/^💡/p' "$work/$name.st" | grep -v '^ *$' | head -n 60 || true
