@@ -110,15 +110,12 @@ struct Secrets {
 impl Secrets {
     /// `request` carrying `credential`.
     fn authorize(&self, request: RequestBuilder, credential: Credential) -> RequestBuilder {
-        let bearer = |secret: &str| request.try_clone().unwrap().bearer_auth(secret);
-        match credential {
-            Credential::None => request,
+        let bearer = |secret: &str| format!("Bearer {secret}");
+        let value = match credential {
+            Credential::None => return request,
+            Credential::BasicScheme => return request.basic_auth("admin", Some(&self.admin)),
+            Credential::TokenScheme => format!("Token {}", self.admin),
             Credential::Malformed => bearer("not a sluice token"),
-            Credential::BasicScheme => request.basic_auth("admin", Some(&self.admin)),
-            Credential::TokenScheme => request.header(
-                reqwest::header::AUTHORIZATION,
-                format!("Token {}", self.admin),
-            ),
             Credential::Unknown => bearer(&self.unknown),
             Credential::Revoked => bearer(&self.revoked),
             Credential::ClientProduction => bearer(&self.client_production),
@@ -126,7 +123,8 @@ impl Secrets {
             Credential::ClientStaging => bearer(&self.client_staging),
             Credential::ServerStaging => bearer(&self.server_staging),
             Credential::Admin => bearer(&self.admin),
-        }
+        };
+        request.header(reqwest::header::AUTHORIZATION, value)
     }
 }
 
