@@ -827,6 +827,13 @@ fn check(document: &Value, schema: &Value, value: &Value, at: &str, errors: &mut
     {
         errors.push(format!("{at}: {value} is not one of {options:?}"));
     }
+    if let (Some(text), Some(content)) = (value.as_str(), schema.get("contentSchema")) {
+        assert_eq!(schema["contentMediaType"], "application/json", "{at}");
+        match serde_json::from_str::<Value>(text) {
+            Ok(parsed) => check(document, content, &parsed, &format!("{at}(json)"), errors),
+            Err(e) => errors.push(format!("{at}: not JSON ({e})")),
+        }
+    }
     if let Some(number) = value.as_f64() {
         if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64)
             && number < minimum
@@ -888,6 +895,20 @@ fn the_checker_catches_what_it_should() {
     assert_eq!(validate(&document, &t, &json!({"a": -1})).len(), 1);
     assert_eq!(validate(&document, &t, &json!({"a": 1, "c": 2})).len(), 1);
     assert_eq!(validate(&document, &t, &json!({"a": "1"})).len(), 1);
+    // JSON carried in a string, as in a server-sent event's `data`.
+    let event = json!({"type": "object", "properties": {"data": {
+        "type": "string", "contentMediaType": "application/json", "contentSchema": t,
+    }}});
+    assert!(validate(&document, &event, &json!({"data": "{\"a\": 1}"})).is_empty());
+    assert_eq!(
+        validate(&document, &event, &json!({"data": "{\"a\": -1}"})).len(),
+        1
+    );
+    assert_eq!(validate(&document, &event, &json!({"data": "{"})).len(), 1);
+    assert_eq!(
+        validate(&document, &event, &json!({"data": {"a": 1}})).len(),
+        1
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -905,6 +926,50 @@ struct Conformance<'a> {
     app: &'a App,
     document: &'a Value,
     succeeded: BTreeSet<String>,
+    /// Server-sent events checked against their stream's schema.
+    events_checked: usize,
+}
+
+/// The first server-sent event that carries data (comments and heartbeats skipped), or
+/// nothing if none arrives within three seconds.
+async fn first_event(mut response: reqwest::Response) -> String {
+    let mut text = String::new();
+    let read = async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            let frames: Vec<&str> = text.split("\n\n").collect();
+            // Every frame but the last is complete.
+            if let Some(frame) = frames[..frames.len() - 1]
+                .iter()
+                .find(|frame| frame.lines().any(|line| line.starts_with("data:")))
+            {
+                return (*frame).to_owned();
+            }
+        }
+        String::new()
+    };
+    tokio::time::timeout(Duration::from_secs(3), read)
+        .await
+        .unwrap_or_default()
+}
+
+/// An event frame's fields as a JSON object of strings (`data` lines joined by newlines).
+fn event_fields(frame: &str) -> Value {
+    let mut fields = serde_json::Map::new();
+    for line in frame.lines().filter(|line| !line.starts_with(':')) {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        let entry = fields
+            .entry(name.to_owned())
+            .or_insert_with(|| Value::String(String::new()));
+        if let Value::String(joined) = entry {
+            if name == "data" && !joined.is_empty() {
+                joined.push('\n');
+            }
+            joined.push_str(value);
+        }
+    }
+    Value::Object(fields)
 }
 
 struct Answer {
@@ -992,7 +1057,7 @@ impl Conformance<'_> {
         });
         let streaming = content_type.as_deref() == Some("text/event-stream");
         let text = if streaming {
-            String::new()
+            first_event(response).await
         } else {
             response.text().await.unwrap()
         };
@@ -1022,7 +1087,20 @@ impl Conformance<'_> {
             let media = documented["content"].get(&content_type).unwrap_or_else(|| {
                 panic!("{what}: content type {content_type} is not documented: {text}")
             });
-            if content_type == "application/json" {
+            if content_type == "text/event-stream" {
+                // The schema describes each event (as schemathesis reads it, and OpenAPI
+                // 3.2's `itemSchema`): its fields, and the JSON in `data`.
+                if !text.is_empty() {
+                    body = event_fields(&text);
+                    let errors = validate(self.document, &media["schema"], &body);
+                    assert!(
+                        errors.is_empty(),
+                        "{what}: the first event does not match the document:\n{}\n{text}",
+                        errors.join("\n")
+                    );
+                    self.events_checked += 1;
+                }
+            } else if content_type == "application/json" {
                 body = serde_json::from_str(&text)
                     .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"));
                 let errors = validate(self.document, &media["schema"], &body);
@@ -1069,6 +1147,7 @@ async fn real_responses_match_the_document() {
         app: &app,
         document: &document,
         succeeded: BTreeSet::new(),
+        events_checked: 0,
     };
 
     // Health and documents.
@@ -1379,6 +1458,8 @@ async fn real_responses_match_the_document() {
         .await;
     c.expect(200, to("GET /api/v1/stream").by(&server), Empty)
         .await;
+    // The configuration stream's first event, at least, was checked against the document.
+    assert!(c.events_checked >= 1, "no stream event was checked");
     c.expect(403, to("GET /api/v1/stream").by(&client), Empty)
         .await;
     let answer = c
@@ -2155,6 +2236,33 @@ async fn real_responses_match_the_document() {
         Empty,
     )
     .await;
+
+    // The router's own 400s, before any handler: a path segment that is not UTF-8, and a
+    // query string that cannot be read (schemathesis found these undocumented).
+    c.expect(
+        400,
+        to("GET /api/v1/apps/{app}/status")
+            .at("/api/v1/apps/desk/status?sinceMs=9223372036854775808")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    c.expect(
+        400,
+        to("GET /api/v1/apps/{app}/releases")
+            .at("/api/v1/apps/desk/releases?unknown=1")
+            .by(admin),
+        Empty,
+    )
+    .await;
+    for (operation, path) in [
+        ("GET /api/v1/flags/{key}", "/api/v1/flags/%FF"),
+        ("GET /api/v1/apps/{app}", "/api/v1/apps/%FF"),
+        ("DELETE /api/v1/webhooks/{id}", "/api/v1/webhooks/%FF"),
+        ("GET /apps/{app}/{file}", "/apps/%FF/stable.yml"),
+    ] {
+        c.expect(400, to(operation).at(path).by(admin), Empty).await;
+    }
 
     // Every operation answered with success at least once.
     let all_operations: BTreeSet<String> = operations(&document)

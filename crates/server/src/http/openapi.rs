@@ -23,6 +23,7 @@ use crate::state::AppState;
 
 mod dry_runs;
 mod governance;
+mod links;
 
 /// The document and docs routes.
 pub fn router() -> Router<AppState> {
@@ -147,6 +148,39 @@ fn path_parameter(name: &str, description: &str, schema: Value) -> Value {
 
 fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+/// One server-sent event of a stream (the schema of a `text/event-stream` body describes each
+/// event, as OpenAPI 3.2's `itemSchema` does): its `data` is JSON of schema `data`, and its
+/// `event` is `name` (with `id`, the configuration version) or absent.
+fn event_schema(name: Option<&str>, data: &str) -> Value {
+    let data = json!({
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": schema(data),
+    });
+    match name {
+        Some(name) => json!({
+            "type": "object",
+            "required": ["event", "id", "data"],
+            "properties": {
+                "event": { "const": name },
+                "id": { "type": "string", "pattern": "^[0-9]+$" },
+                "data": data,
+                "retry": { "type": "integer" },
+            },
+        }),
+        None => json!({
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "event": { "type": "string" },
+                "id": { "type": "string" },
+                "data": data,
+                "retry": { "type": "integer" },
+            },
+        }),
+    }
 }
 
 fn key_schema() -> Value {
@@ -394,6 +428,36 @@ audit log, with the reason from `X-Sluice-Reason` when given.
 limited (1 MiB by default, 413 beyond) and requests other than streams time out (408). \
 CORS allows any origin without credentials and exposes `ETag` and `Retry-After`.";
 
+/// Adds 400 to every operation whose path has parameters or that takes query parameters:
+/// the router answers a path segment that is not UTF-8, and a query string it cannot read
+/// (an unknown field, a number out of range), with 400 before any handler runs.
+fn mark_bad_request(paths: &mut Map<String, Value>) {
+    for (template, item) in paths.iter_mut() {
+        let Value::Object(methods) = item else {
+            continue;
+        };
+        let has_query = |parameters: Option<&Value>| {
+            parameters
+                .and_then(Value::as_array)
+                .is_some_and(|list| list.iter().any(|p| p["in"] == "query"))
+        };
+        let shared_query = has_query(methods.get("parameters"));
+        for (method, operation) in methods.iter_mut() {
+            if method == "parameters" {
+                continue;
+            }
+            let query = shared_query || has_query(operation.get("parameters"));
+            if (template.contains('{') || query)
+                && let Some(Value::Object(responses)) = operation.get_mut("responses")
+            {
+                responses
+                    .entry("400")
+                    .or_insert_with(|| response("BadRequest"));
+            }
+        }
+    }
+}
+
 /// Every path: the configuration API's and telemetry's.
 fn all_paths() -> Value {
     let mut all = match paths() {
@@ -422,6 +486,8 @@ fn all_paths() -> Value {
         all.extend(apps);
     }
     governance::mark_gated(&mut all);
+    links::add(&mut all);
+    mark_bad_request(&mut all);
     Value::Object(all)
 }
 
@@ -786,7 +852,7 @@ fn paths() -> Value {
                 "responses": {
                     "200": {
                         "description": "The event stream.",
-                        "content": { "text/event-stream": { "schema": { "type": "string" }, "x-sluice-event-data": schema("RefetchEvent") } },
+                        "content": { "text/event-stream": { "schema": event_schema(None, "RefetchEvent"), "x-sluice-event-data": schema("RefetchEvent") } },
                     },
                 },
             })),
@@ -804,7 +870,7 @@ fn paths() -> Value {
                 "responses": {
                     "200": {
                         "description": "The event stream.",
-                        "content": { "text/event-stream": { "schema": { "type": "string" }, "x-sluice-event-data": schema("ConfigPayload") } },
+                        "content": { "text/event-stream": { "schema": event_schema(Some("put"), "ConfigPayload"), "x-sluice-event-data": schema("ConfigPayload") } },
                     },
                     "404": response("NotFound"),
                 },

@@ -1,24 +1,31 @@
-//! The auth matrix: every route the router serves, called with every kind of credential.
+//! The auth matrix: every operation of the served OpenAPI document, and every route the
+//! router serves outside it, called with every kind of credential.
 //!
-//! [`routes`] must list every route (method and path) that a `.route(…)` in `src/` declares;
-//! `the_route_table_lists_every_route` reads the sources at test time and fails when one is
-//! missing or stale, so a new route cannot slip past this test. Each route names the least
-//! access that may use it. Only credentials with that access may get 2xx or 304; the others
-//! get 401 when they are no live token (none, malformed, unknown, revoked) and 403 when the
-//! token's scope is wrong. Environment-scoped routes serve a staging token staging's data,
-//! which is checked too. No response to a client token may carry rules (`"rules"` or
-//! `"when"`), except public documentation that anyone may read.
+//! The table is generated from `GET /api/v1/openapi.json`: each operation's method and path
+//! come from the document, and the least access that may use it from its `x-sluice-access`.
+//! [`calls`] only fills in what a call needs to succeed (path parameters, query, body) and
+//! the order of the writes; an operation it does not name is still called, with
+//! [`DEFAULT_PARAMETERS`] and the document's example body, so a new operation is covered
+//! without editing this file. Only credentials with the operation's access may get 2xx or
+//! 304; the others get 401 when they are no live token (none, malformed, a wrong scheme,
+//! unknown, revoked) and 403 when the token's scope is wrong. Environment-scoped operations
+//! serve a staging token staging's data, which is checked too. No response to a client
+//! token may carry rules (`"rules"` or `"when"`), except public documentation that anyone
+//! may read.
 //!
-//! The web console's pages and forms ([`Access::Console`]) ignore API credentials: they
-//! run on a session cookie, and without one every credential is sent to `/login` (303).
+//! Routes the document leaves out on purpose (the web console's pages and assets) are listed
+//! in [`undocumented_routes`]. `every_route_is_documented_or_listed_as_undocumented` reads
+//! the router's sources and fails when a route is in neither, so none escapes both. The
+//! console's pages and forms ([`Access::Console`]) ignore API credentials: they run on a
+//! session cookie, and without one every credential is sent to `/login` (303).
 //! `tests/it/console.rs` tests what sessions may do.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, boolean_flag, spawn_app};
@@ -28,6 +35,10 @@ use crate::helpers::{TestApp, boolean_flag, spawn_app};
 enum Credential {
     None,
     Malformed,
+    /// The admin's secret under `Authorization: Basic`, which is not a scheme Sluice reads.
+    BasicScheme,
+    /// The admin's secret under `Authorization: Token`.
+    TokenScheme,
     /// `sluice_` and 64 hex digits, matching no token.
     Unknown,
     Revoked,
@@ -38,9 +49,13 @@ enum Credential {
     Admin,
 }
 
-const CREDENTIALS: [Credential; 9] = [
+/// Admin last, so that a write wrongly allowed to another credential meets a resource that
+/// still exists and shows as an unexpected 2xx.
+const CREDENTIALS: [Credential; 11] = [
     Credential::None,
     Credential::Malformed,
+    Credential::BasicScheme,
+    Credential::TokenScheme,
     Credential::Unknown,
     Credential::Revoked,
     Credential::ClientProduction,
@@ -55,7 +70,12 @@ impl Credential {
     fn unauthenticated(self) -> bool {
         matches!(
             self,
-            Credential::None | Credential::Malformed | Credential::Unknown | Credential::Revoked
+            Credential::None
+                | Credential::Malformed
+                | Credential::BasicScheme
+                | Credential::TokenScheme
+                | Credential::Unknown
+                | Credential::Revoked
         )
     }
 
@@ -76,7 +96,39 @@ impl Credential {
     }
 }
 
-/// The least access a route needs.
+/// The secrets behind the credentials.
+struct Secrets {
+    admin: String,
+    unknown: String,
+    revoked: String,
+    client_production: String,
+    server_production: String,
+    client_staging: String,
+    server_staging: String,
+}
+
+impl Secrets {
+    /// `request` carrying `credential`.
+    fn authorize(&self, request: RequestBuilder, credential: Credential) -> RequestBuilder {
+        let bearer = |secret: &str| format!("Bearer {secret}");
+        let value = match credential {
+            Credential::None => return request,
+            Credential::BasicScheme => return request.basic_auth("admin", Some(&self.admin)),
+            Credential::TokenScheme => format!("Token {}", self.admin),
+            Credential::Malformed => bearer("not a sluice token"),
+            Credential::Unknown => bearer(&self.unknown),
+            Credential::Revoked => bearer(&self.revoked),
+            Credential::ClientProduction => bearer(&self.client_production),
+            Credential::ServerProduction => bearer(&self.server_production),
+            Credential::ClientStaging => bearer(&self.client_staging),
+            Credential::ServerStaging => bearer(&self.server_staging),
+            Credential::Admin => bearer(&self.admin),
+        };
+        request.header(reqwest::header::AUTHORIZATION, value)
+    }
+}
+
+/// The least access an operation needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
     /// Anyone, with or without a credential.
@@ -90,11 +142,23 @@ enum Access {
     /// An admin token, or a server token of the environment read (production in the table).
     Observe,
     /// A console page or form: API credentials are no session, so every one is 303 to
-    /// `/login`.
+    /// `/login`. Never in the document.
     Console,
 }
 
 impl Access {
+    /// The access an operation's `x-sluice-access` names.
+    fn from_document(name: &str) -> Option<Access> {
+        Some(match name {
+            "public" => Access::Public,
+            "client or server" => Access::Evaluate,
+            "server" => Access::Server,
+            "admin" => Access::Admin,
+            "admin or server" => Access::Observe,
+            _ => return None,
+        })
+    }
+
     fn allows(self, credential: Credential) -> bool {
         match self {
             Access::Public => true,
@@ -130,6 +194,70 @@ impl Access {
     }
 }
 
+/// One operation of the OpenAPI document.
+#[derive(Debug, Clone)]
+struct Operation {
+    id: String,
+    method: Method,
+    /// The path as the document writes it, with `{parameters}`.
+    template: String,
+    access: Access,
+    /// Its 200 is a server-sent event stream, which never ends by itself.
+    stream: bool,
+    /// The request body's example, if the document gives one.
+    example: Option<Value>,
+}
+
+const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+/// Every operation in `document`, or what is wrong with the document for this table.
+fn documented_operations(document: &Value) -> Result<Vec<Operation>, Vec<String>> {
+    let mut operations = Vec::new();
+    let mut problems = Vec::new();
+    let Some(paths) = document["paths"].as_object() else {
+        return Err(vec!["the document has no `paths`".into()]);
+    };
+    for (template, item) in paths {
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+            let label = format!("{} {template} ({id})", method.to_uppercase());
+            if id.is_empty() {
+                problems.push(format!("{label}: no operationId"));
+            }
+            let access = op["x-sluice-access"]
+                .as_str()
+                .and_then(Access::from_document);
+            let Some(access) = access else {
+                problems.push(format!(
+                    "{label}: `x-sluice-access` is {}, not one the matrix knows",
+                    op["x-sluice-access"]
+                ));
+                continue;
+            };
+            let stream = op["responses"]["200"]["content"]
+                .get("text/event-stream")
+                .is_some();
+            let example = op["requestBody"]["content"]["application/json"]
+                .get("example")
+                .cloned();
+            operations.push(Operation {
+                id,
+                method: method.to_uppercase().parse().unwrap(),
+                template: template.clone(),
+                access,
+                stream,
+                example,
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(operations)
+    } else {
+        Err(problems)
+    }
+}
+
 /// What a route is sent.
 #[derive(Debug, Clone)]
 enum Body {
@@ -139,756 +267,388 @@ enum Body {
     CurrentExport,
 }
 
-/// One row of the table.
+/// How to call one operation so that the least credential succeeds.
+#[derive(Debug, Clone)]
+struct Call {
+    operation: &'static str,
+    parameters: Vec<(&'static str, String)>,
+    query: &'static str,
+    body: Option<Body>,
+}
+
+fn call(operation: &'static str) -> Call {
+    Call {
+        operation,
+        parameters: Vec::new(),
+        query: "",
+        body: None,
+    }
+}
+
+impl Call {
+    fn param(mut self, name: &'static str, value: impl Into<String>) -> Call {
+        self.parameters.push((name, value.into()));
+        self
+    }
+
+    fn query(mut self, query: &'static str) -> Call {
+        self.query = query;
+        self
+    }
+
+    fn json(mut self, body: Value) -> Call {
+        self.body = Some(Body::Json(body));
+        self
+    }
+
+    /// No body, even where the document has an example.
+    fn empty(mut self) -> Call {
+        self.body = Some(Body::Empty);
+        self
+    }
+}
+
+/// Path parameters whose value is the same wherever they appear: fixtures the test creates.
+const DEFAULT_PARAMETERS: [(&str, &str); 9] = [
+    ("key", "checkout"),
+    ("app", "matrix"),
+    ("channel", "stable"),
+    ("version", "2.0.0"),
+    ("command", "halt"),
+    ("file", "stable.yml"),
+    ("target", "darwin"),
+    ("arch", "aarch64"),
+    ("current_version", "0.1.0"),
+];
+
+/// One row of the table: a documented operation or an undocumented route, ready to call.
 #[derive(Debug, Clone)]
 struct Route {
     method: Method,
-    /// The path as the router declares it.
-    template: &'static str,
-    /// The path with real keys and names filled in.
+    /// The path as the document (or the router) writes it.
+    template: String,
+    /// The path with real keys and names filled in, and the query.
     path: String,
     access: Access,
     body: Body,
-    /// A server-sent event stream, which never ends by itself.
     stream: bool,
 }
 
 /// Names of the fixtures the table's paths refer to.
 struct Fixtures {
-    /// A token id that the DELETE route revokes.
+    /// A token id that the DELETE operation revokes.
     victim_token: String,
     /// Rollouts in production: running (paused, resumed, promoted), running with an
     /// approval due, pending with its approval given (started), running (rolled back, then
     /// killed).
     rollouts: [String; 4],
-    /// A webhook id that the DELETE route removes.
+    /// A webhook id that the DELETE operation removes.
     webhook: String,
     /// Change requests by another admin: one to approve (and apply), one to reject, one
     /// already approved to apply.
     changes: [String; 3],
 }
 
-/// Every route the router serves. Keep it complete: the sources are checked against it.
-fn routes(fixtures: &Fixtures) -> Vec<Route> {
-    use Access::{Admin, Console, Evaluate, Observe, Public, Server};
-    let row =
-        |method: Method, template: &'static str, path: &str, access: Access, body: Body| Route {
-            method,
-            template,
-            path: path.to_owned(),
-            access,
-            body,
-            stream: false,
-        };
-    let json = Body::Json;
+impl Fixtures {
+    /// Ids that name nothing, for the checks that run without a server.
+    fn placeholders() -> Fixtures {
+        Fixtures {
+            victim_token: "tok_0".into(),
+            rollouts: ["ro_0".into(), "ro_1".into(), "ro_2".into(), "ro_3".into()],
+            webhook: "whk_0".into(),
+            changes: ["cr_0".into(), "cr_1".into(), "cr_2".into()],
+        }
+    }
+}
+
+/// How to call the documented operations, in the order they are called: reads first, then
+/// writes, each on its own resource so that every admin call can succeed, and writes that
+/// change what later calls need (revocation, protection) after those calls.
+#[allow(clippy::too_many_lines)]
+fn calls(fixtures: &Fixtures) -> Vec<Call> {
     let evaluation = json!({"context": {"targetingKey": "user-1"}});
-    let rollout = format!("/rollouts/{}", fixtures.rollouts[0]);
+    let rollout = |index: usize| fixtures.rollouts[index].clone();
+    let change = |index: usize| fixtures.changes[index].clone();
+    let reason = json!({"reason": "matrix"});
     vec![
         // Public: health, documentation and metrics.
-        row(Method::GET, "/health", "/health", Public, Body::Empty),
-        row(Method::GET, "/ready", "/ready", Public, Body::Empty),
-        row(Method::GET, "/metrics", "/metrics", Public, Body::Empty),
-        row(
-            Method::GET,
-            "/api/v1/openapi.json",
-            "/api/v1/openapi.json",
-            Public,
-            Body::Empty,
-        ),
-        row(Method::GET, "/api/docs", "/api/docs", Public, Body::Empty),
-        // OFREP: client or server tokens.
-        row(
-            Method::POST,
-            "/ofrep/v1/evaluate/flags/{key}",
-            "/ofrep/v1/evaluate/flags/env-probe",
-            Evaluate,
-            json(evaluation.clone()),
-        ),
-        row(
-            Method::POST,
-            "/ofrep/v1/evaluate/flags",
-            "/ofrep/v1/evaluate/flags",
-            Evaluate,
-            json(evaluation),
-        ),
-        Route {
-            stream: true,
-            ..row(
-                Method::GET,
-                "/ofrep/v1/events",
-                "/ofrep/v1/events",
-                Evaluate,
-                Body::Empty,
-            )
-        },
+        call("health"),
+        call("ready"),
+        call("metrics"),
+        call("openapi"),
+        call("docs"),
+        // OFREP: client or server tokens. `env-probe` tells environments apart.
+        call("evaluateFlag")
+            .param("key", "env-probe")
+            .json(evaluation.clone()),
+        call("evaluateFlags").json(evaluation),
+        call("ofrepEvents"),
         // Server SDKs: server tokens only.
-        Route {
-            stream: true,
-            ..row(
-                Method::GET,
-                "/api/v1/stream",
-                "/api/v1/stream",
-                Server,
-                Body::Empty,
-            )
-        },
-        row(
-            Method::GET,
-            "/api/v1/config",
-            "/api/v1/config",
-            Server,
-            Body::Empty,
-        ),
+        call("stream"),
+        call("config"),
         // Telemetry: server tokens report; admins and the environment's server tokens read.
-        row(
-            Method::POST,
-            "/api/v1/metrics",
-            "/api/v1/metrics",
-            Server,
-            json(metrics_batch()),
-        ),
-        row(
-            Method::GET,
-            "/api/v1/flags/{key}/metrics",
-            "/api/v1/flags/checkout/metrics?env=production",
-            Observe,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/instances",
-            "/api/v1/instances?env=production",
-            Observe,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/experiments/{key}/report",
-            "/api/v1/experiments/checkout/report?env=production&metric=purchase",
-            Observe,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/experiments/{key}/shadow",
-            "/api/v1/experiments/checkout/shadow?env=production",
-            Observe,
-            Body::Empty,
-        ),
-        // Dry runs, admin only. The POST starts the store's first dry run, which the rows
-        // after it read and stop.
-        row(
-            Method::POST,
-            "/api/v1/dry-runs",
-            "/api/v1/dry-runs",
-            Admin,
-            json(
-                serde_json::json!({"flag": "checkout", "env": "staging", "staged": {"enabled": false}}),
-            ),
-        ),
-        row(
-            Method::GET,
-            "/api/v1/dry-runs",
-            "/api/v1/dry-runs?env=staging",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/dry-runs/{id}",
-            "/api/v1/dry-runs/1",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/dry-runs/{id}/apply",
-            "/api/v1/dry-runs/1/apply",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/dry-runs/{id}/stop",
-            "/api/v1/dry-runs/1/stop",
-            Admin,
-            Body::Empty,
-        ),
+        call("postMetrics").json(metrics_batch()),
+        call("flagMetrics").query("env=production"),
+        call("listInstances").query("env=production"),
+        call("abReport").query("env=production&metric=purchase"),
+        call("shadowReport").query("env=production"),
+        // Dry runs, admin only. The start is the store's first dry run, which the calls after
+        // it read, apply and stop.
+        call("startDryRun")
+            .json(json!({"flag": "checkout", "env": "staging", "staged": {"enabled": false}})),
+        call("listDryRuns").query("env=staging"),
+        call("getDryRun").param("id", "1"),
+        call("applyDryRun").param("id", "1").empty(),
+        call("stopDryRun").param("id", "1").empty(),
         // Admin: reads.
-        row(
-            Method::GET,
-            "/api/v1/status",
-            "/api/v1/status",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/flags",
-            "/api/v1/flags",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/flags/{key}",
-            "/api/v1/flags/checkout",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/segments",
-            "/api/v1/segments",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/segments/{name}",
-            "/api/v1/segments/beta",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/environments",
-            "/api/v1/environments",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/environments/{name}",
-            "/api/v1/environments/staging",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/tokens",
-            "/api/v1/tokens",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/audit",
-            "/api/v1/audit?resource=flag:checkout",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/audit/verify",
-            "/api/v1/audit/verify",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/export",
-            "/api/v1/export?format=json",
-            Admin,
-            Body::Empty,
-        ),
+        call("status"),
+        call("listFlags"),
+        call("getFlag"),
+        call("listSegments"),
+        call("getSegment").param("name", "beta"),
+        call("listEnvironments"),
+        call("getEnvironment").param("name", "staging"),
+        call("listTokens"),
+        call("listAudit").query("resource=flag:checkout"),
+        call("verifyAudit"),
+        call("exportFlags").query("format=json"),
         // Admin: writes, each on its own resource so that every admin call can succeed.
-        row(
-            Method::POST,
-            "/api/v1/flags/{key}",
-            "/api/v1/flags/matrix-created",
-            Admin,
-            json(boolean_flag()),
-        ),
-        row(
-            Method::PUT,
-            "/api/v1/flags/{key}",
-            "/api/v1/flags/checkout",
-            Admin,
-            json(boolean_flag()),
-        ),
-        row(
-            Method::POST,
-            "/api/v1/flags/{key}/kill",
-            "/api/v1/flags/checkout/kill?env=production",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/flags/{key}/restore",
-            "/api/v1/flags/checkout/restore?env=production",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::DELETE,
-            "/api/v1/flags/{key}",
-            "/api/v1/flags/doomed-flag",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/segments/{name}",
-            "/api/v1/segments/matrix-created",
-            Admin,
-            json(segment()),
-        ),
-        row(
-            Method::PUT,
-            "/api/v1/segments/{name}",
-            "/api/v1/segments/beta",
-            Admin,
-            json(segment()),
-        ),
-        row(
-            Method::DELETE,
-            "/api/v1/segments/{name}",
-            "/api/v1/segments/doomed-segment",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/environments/{name}",
-            "/api/v1/environments/matrix-created",
-            Admin,
-            json(json!({"description": "made by the auth matrix"})),
-        ),
-        row(
-            Method::PUT,
-            "/api/v1/environments/{name}",
-            "/api/v1/environments/staging",
-            Admin,
-            json(json!({"description": "pre-production"})),
-        ),
-        row(
-            Method::DELETE,
-            "/api/v1/environments/{name}",
-            "/api/v1/environments/doomed-env",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/tokens",
-            "/api/v1/tokens",
-            Admin,
-            json(json!({"name": "matrix", "scope": "client", "environment": "production"})),
-        ),
-        row(
-            Method::DELETE,
-            "/api/v1/tokens/{id}",
-            &format!("/api/v1/tokens/{}", fixtures.victim_token),
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/import",
-            "/api/v1/import?reason=auth-matrix",
-            Admin,
-            Body::CurrentExport,
-        ),
+        call("createFlag")
+            .param("key", "matrix-created")
+            .json(boolean_flag()),
+        call("updateFlag").json(boolean_flag()),
+        call("killFlag").query("env=production").empty(),
+        call("restoreFlag").query("env=production").empty(),
+        call("deleteFlag").param("key", "doomed-flag"),
+        call("createSegment")
+            .param("name", "matrix-created")
+            .json(segment()),
+        call("updateSegment").param("name", "beta").json(segment()),
+        call("deleteSegment").param("name", "doomed-segment"),
+        call("createEnvironment")
+            .param("name", "matrix-created")
+            .json(json!({"description": "made by the auth matrix"})),
+        call("updateEnvironment")
+            .param("name", "staging")
+            .json(json!({"description": "pre-production"})),
+        call("deleteEnvironment").param("name", "doomed-env"),
+        call("createToken")
+            .json(json!({"name": "matrix", "scope": "client", "environment": "production"})),
+        call("revokeToken").param("id", fixtures.victim_token.clone()),
+        Call {
+            body: Some(Body::CurrentExport),
+            ..call("importFlags").query("reason=auth-matrix")
+        },
         // Rollouts: admins steer, admins and the environment's server tokens read.
-        row(
-            Method::GET,
-            "/api/v1/rollouts",
-            "/api/v1/rollouts?env=production",
-            Observe,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/rollouts/{id}",
-            &format!("/api/v1/rollouts/{}", fixtures.rollouts[0]),
-            Observe,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/rollouts",
-            "/api/v1/rollouts",
-            Admin,
-            json(json!({"flag": "ro-new", "env": "production", "plan": rollout_plan(None)})),
-        ),
-        row(
-            Method::POST,
-            "/api/v1/rollouts/{id}/pause",
-            &format!("/api/v1/rollouts/{}/pause", fixtures.rollouts[0]),
-            Admin,
-            json(json!({"reason": "matrix"})),
-        ),
-        row(
-            Method::POST,
-            "/api/v1/rollouts/{id}/resume",
-            &format!("/api/v1/rollouts/{}/resume", fixtures.rollouts[0]),
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/rollouts/{id}/promote",
-            &format!("/api/v1/rollouts/{}/promote", fixtures.rollouts[0]),
-            Admin,
-            json(json!({"reason": "matrix"})),
-        ),
-        row(
-            Method::POST,
-            "/api/v1/rollouts/{id}/approve",
-            &format!("/api/v1/rollouts/{}/approve", fixtures.rollouts[1]),
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/rollouts/{id}/start",
-            &format!("/api/v1/rollouts/{}/start", fixtures.rollouts[2]),
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/rollouts/{id}/rollback",
-            &format!("/api/v1/rollouts/{}/rollback", fixtures.rollouts[3]),
-            Admin,
-            json(json!({"reason": "matrix"})),
-        ),
-        row(
-            Method::POST,
-            "/api/v1/rollouts/{id}/kill",
-            &format!("/api/v1/rollouts/{}/kill", fixtures.rollouts[3]),
-            Admin,
-            json(json!({"reason": "matrix"})),
-        ),
+        call("listRollouts").query("env=production"),
+        call("getRollout").param("id", rollout(0)),
+        call("createRollout")
+            .json(json!({"flag": "ro-new", "env": "production", "plan": rollout_plan(None)})),
+        call("pauseRollout")
+            .param("id", rollout(0))
+            .json(reason.clone()),
+        call("resumeRollout").param("id", rollout(0)).empty(),
+        call("promoteRollout")
+            .param("id", rollout(0))
+            .json(reason.clone()),
+        call("approveRollout").param("id", rollout(1)).empty(),
+        call("startRollout").param("id", rollout(2)).empty(),
+        call("rollbackRollout")
+            .param("id", rollout(3))
+            .json(reason.clone()),
+        call("killRollout")
+            .param("id", rollout(3))
+            .json(reason.clone()),
         // Releases: admin only.
-        row(
-            Method::GET,
-            "/api/v1/releases",
-            "/api/v1/releases",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/releases",
-            "/api/v1/releases",
-            Admin,
-            json(json!({
-                "name": "matrix-new", "flags": ["ro-release"], "provenance": {"kind": "human"},
-                "risk": "low", "rollback": {"kind": "flag-off"}
-            })),
-        ),
-        row(
-            Method::GET,
-            "/api/v1/releases/{id}",
-            "/api/v1/releases/matrix-release",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/releases/{id}/checklist",
-            "/api/v1/releases/matrix-release/checklist",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/releases/{id}/evidence",
-            "/api/v1/releases/matrix-release/evidence",
-            Admin,
-            json(json!({"item": "monitoring", "text": "matrix"})),
-        ),
-        row(
-            Method::POST,
-            "/api/v1/releases/{id}/override",
-            "/api/v1/releases/matrix-release/override",
-            Admin,
-            json(json!({"reason": "matrix"})),
-        ),
-        row(
-            Method::POST,
-            "/api/v1/releases/{id}/start",
-            "/api/v1/releases/matrix-release/start",
-            Admin,
-            json(json!({"env": "staging"})),
-        ),
-        row(
-            Method::POST,
-            "/api/v1/releases/{id}/drills",
-            "/api/v1/releases/matrix-release/drills",
-            Admin,
-            json(json!({"env": "development", "timeoutSecs": 0.2})),
-        ),
-        row(
-            Method::GET,
-            "/api/v1/reports/releases",
-            "/api/v1/reports/releases",
-            Admin,
-            Body::Empty,
-        ),
+        call("listReleases"),
+        call("createRelease").json(json!({
+            "name": "matrix-new", "flags": ["ro-release"], "provenance": {"kind": "human"},
+            "risk": "low", "rollback": {"kind": "flag-off"}
+        })),
+        call("getRelease").param("id", "matrix-release"),
+        call("getReleaseChecklist").param("id", "matrix-release"),
+        call("addReleaseEvidence")
+            .param("id", "matrix-release")
+            .json(json!({"item": "monitoring", "text": "matrix"})),
+        call("overrideReleaseChecklist")
+            .param("id", "matrix-release")
+            .json(reason),
+        call("startRelease")
+            .param("id", "matrix-release")
+            .json(json!({"env": "staging"})),
+        call("drillRelease")
+            .param("id", "matrix-release")
+            .json(json!({"env": "development", "timeoutSecs": 0.2})),
+        call("releaseReport"),
         // Webhooks: admin only.
-        row(
-            Method::GET,
-            "/api/v1/webhooks",
-            "/api/v1/webhooks",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/webhooks",
-            "/api/v1/webhooks",
-            Admin,
-            json(json!({"url": "https://hooks.example.com/sluice"})),
-        ),
-        row(
-            Method::DELETE,
-            "/api/v1/webhooks/{id}",
-            &format!("/api/v1/webhooks/{}", fixtures.webhook),
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/flags/stale",
-            "/api/v1/flags/stale?days=1",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/flags/{key}/archive",
-            "/api/v1/flags/checkout/archive",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/flags/{key}/unarchive",
-            "/api/v1/flags/checkout/unarchive",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/environments/{name}/protection",
-            "/api/v1/environments/development/protection",
-            Admin,
-            Body::Empty,
-        ),
-        // Last of the writes: protecting an environment gates flag writes after it.
-        row(
-            Method::PUT,
-            "/api/v1/environments/{name}/protection",
-            "/api/v1/environments/development/protection",
-            Admin,
-            json(json!({"requiredApprovals": 2})),
-        ),
-        row(
-            Method::POST,
-            "/api/v1/change-requests",
-            "/api/v1/change-requests",
-            Admin,
-            json(
-                json!({"payload": {"kind": "environment.protect", "name": "development", "protection": {"requiredApprovals": 0, "allowSelfApproval": false}}}),
-            ),
-        ),
-        row(
-            Method::GET,
-            "/api/v1/change-requests",
-            "/api/v1/change-requests",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/change-requests/{id}",
-            &format!("/api/v1/change-requests/{}", fixtures.changes[0]),
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/change-requests/{id}/approve",
-            &format!("/api/v1/change-requests/{}/approve", fixtures.changes[0]),
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/change-requests/{id}/reject",
-            &format!("/api/v1/change-requests/{}/reject", fixtures.changes[1]),
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/change-requests/{id}/apply",
-            &format!("/api/v1/change-requests/{}/apply", fixtures.changes[2]),
-            Admin,
-            Body::Empty,
-        ),
+        call("listWebhooks"),
+        call("createWebhook").json(json!({"url": "https://hooks.example.com/sluice"})),
+        call("deleteWebhook").param("id", fixtures.webhook.clone()),
+        // The flag lifecycle.
+        call("staleFlags").query("days=1"),
+        call("archiveFlag").empty(),
+        call("unarchiveFlag").empty(),
+        call("getProtection").param("name", "development"),
+        // Last of the flag writes: protecting an environment gates flag writes after it.
+        call("protectEnvironment")
+            .param("name", "development")
+            .json(json!({"requiredApprovals": 2})),
+        call("createChangeRequest").json(json!({"payload": {
+            "kind": "environment.protect", "name": "development",
+            "protection": {"requiredApprovals": 0, "allowSelfApproval": false}
+        }})),
+        call("listChangeRequests"),
+        call("getChangeRequest").param("id", change(0)),
+        call("approveChangeRequest").param("id", change(0)).empty(),
+        call("rejectChangeRequest").param("id", change(1)).empty(),
+        call("applyChangeRequest").param("id", change(2)).empty(),
         // Desktop apps: admin only.
-        row(
-            Method::GET,
-            "/api/v1/apps",
-            "/api/v1/apps",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/apps",
-            "/api/v1/apps",
-            Admin,
-            json(json!({"key": "matrix-new"})),
-        ),
-        row(
-            Method::GET,
-            "/api/v1/apps/{app}",
-            "/api/v1/apps/matrix",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/apps/{app}/status",
-            "/api/v1/apps/matrix/status",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/api/v1/apps/{app}/releases",
-            "/api/v1/apps/matrix/releases",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/apps/{app}/releases",
-            "/api/v1/apps/matrix/releases",
-            Admin,
-            json(app_release("3.0.0", 0)),
-        ),
-        row(
-            Method::GET,
-            "/api/v1/apps/{app}/channels/{channel}/releases/{version}",
-            "/api/v1/apps/matrix/channels/stable/releases/2.0.0",
-            Admin,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/api/v1/apps/{app}/channels/{channel}/releases/{version}/{command}",
-            "/api/v1/apps/matrix/channels/stable/releases/2.0.0/halt",
-            Admin,
-            Body::Empty,
-        ),
+        call("listApps"),
+        call("createApp").json(json!({"key": "matrix-new"})),
+        call("getApp"),
+        call("appStatus"),
+        call("listAppReleases"),
+        call("createAppRelease").json(app_release("3.0.0", 0)),
+        call("getAppRelease"),
+        call("appReleaseCommand").empty(),
         // Desktop update feeds and session reports: public, read-only or bounded.
-        row(
-            Method::GET,
-            "/apps/{app}/{file}",
-            "/apps/matrix/stable.yml",
-            Public,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/apps/{app}/{channel}/appcast.xml",
-            "/apps/matrix/stable/appcast.xml",
-            Public,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/apps/{app}/{channel}/tauri/{target}/{arch}/{current_version}",
-            "/apps/matrix/stable/tauri/darwin/aarch64/0.1.0",
-            Public,
-            Body::Empty,
-        ),
-        row(
-            Method::POST,
-            "/apps/{app}/sessions",
-            "/apps/matrix/sessions",
-            Public,
-            json(json!({"installId": "i-1", "version": "1.0.0", "channel": "stable", "clean": 1})),
-        ),
-        // The web console: public sign-in and assets; everything else needs a session.
-        row(Method::GET, "/login", "/login", Public, Body::Empty),
-        row(
-            Method::GET,
-            "/console.css",
-            "/console.css",
-            Public,
-            Body::Empty,
-        ),
-        row(
-            Method::GET,
-            "/console.js",
-            "/console.js",
-            Public,
-            Body::Empty,
-        ),
-        row(Method::POST, "/login", "/login", Console, Body::Empty),
-        row(Method::POST, "/logout", "/logout", Console, Body::Empty),
-        row(Method::GET, "/", "/", Console, Body::Empty),
-        row(Method::GET, "/flags", "/flags", Console, Body::Empty),
-        row(
-            Method::GET,
-            "/flags/{key}",
-            "/flags/checkout",
-            Console,
-            Body::Empty,
-        ),
+        call("electronFeed"),
+        call("sparkleFeed"),
+        call("tauriFeed"),
+        call("reportSessions")
+            .json(json!({"installId": "i-1", "version": "1.0.0", "channel": "stable", "clean": 1})),
+    ]
+}
+
+/// The documented operations joined with their calls, in the calls' order and then the
+/// document's; or every problem found (a call naming no operation, a parameter without a
+/// value).
+fn documented_routes(
+    operations: &[Operation],
+    calls: Vec<Call>,
+) -> Result<Vec<Route>, Vec<String>> {
+    let mut problems = Vec::new();
+    let by_id: BTreeMap<&str, &Operation> =
+        operations.iter().map(|op| (op.id.as_str(), op)).collect();
+    if by_id.len() != operations.len() {
+        problems.push("two operations share an operationId".to_owned());
+    }
+    let named: BTreeSet<&str> = calls.iter().map(|c| c.operation).collect();
+    if named.len() != calls.len() {
+        problems.push("`calls` names an operation twice".to_owned());
+    }
+    let mut ordered: Vec<(&Operation, Call)> = Vec::new();
+    for call in calls {
+        match by_id.get(call.operation) {
+            Some(op) => ordered.push((op, call)),
+            None => problems.push(format!(
+                "`calls` names `{}`, which is not an operation of the document",
+                call.operation
+            )),
+        }
+    }
+    for op in operations {
+        if !named.contains(op.id.as_str()) {
+            ordered.push((op, call("")));
+        }
+    }
+    let mut routes = Vec::new();
+    for (op, call) in ordered {
+        let mut path = op.template.clone();
+        for (name, value) in call.parameters.iter().map(|(n, v)| (*n, v.as_str())).chain(
+            DEFAULT_PARAMETERS
+                .iter()
+                .map(|(name, value)| (*name, *value)),
+        ) {
+            path = path.replace(&format!("{{{name}}}"), value);
+        }
+        if path.contains('{') {
+            problems.push(format!(
+                "{} {} ({}): no value for a path parameter in `{path}`; give one in `calls`",
+                op.method, op.template, op.id
+            ));
+            continue;
+        }
+        if !call.query.is_empty() {
+            path = format!("{path}?{}", call.query);
+        }
+        let body = call.body.unwrap_or_else(|| match &op.example {
+            Some(example) => Body::Json(example.clone()),
+            None => Body::Empty,
+        });
+        routes.push(Route {
+            method: op.method.clone(),
+            template: op.template.clone(),
+            path,
+            access: op.access,
+            body,
+            stream: op.stream,
+        });
+    }
+    if problems.is_empty() {
+        Ok(routes)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Every route the router serves that the document leaves out on purpose, with a path to
+/// call: the web console, which is HTML for people. Public sign-in and assets; everything
+/// else needs a session.
+fn undocumented_routes(fixtures: &Fixtures) -> Vec<Route> {
+    use Access::{Console, Public};
+    let row = |method: Method, template: &str, path: &str, access: Access| Route {
+        method,
+        template: template.to_owned(),
+        path: path.to_owned(),
+        access,
+        body: Body::Empty,
+        stream: false,
+    };
+    let rollout = format!("/rollouts/{}", fixtures.rollouts[0]);
+    vec![
+        row(Method::GET, "/login", "/login", Public),
+        row(Method::GET, "/console.css", "/console.css", Public),
+        row(Method::GET, "/console.js", "/console.js", Public),
+        row(Method::POST, "/login", "/login", Console),
+        row(Method::POST, "/logout", "/logout", Console),
+        row(Method::GET, "/", "/", Console),
+        row(Method::GET, "/flags", "/flags", Console),
+        row(Method::GET, "/flags/{key}", "/flags/checkout", Console),
         row(
             Method::GET,
             "/flags/{key}/kill",
             "/flags/checkout/kill?env=production",
             Console,
-            Body::Empty,
         ),
         row(
             Method::POST,
             "/flags/{key}/kill",
             "/flags/checkout/kill",
             Console,
-            Body::Empty,
         ),
-        row(Method::GET, "/rollouts", "/rollouts", Console, Body::Empty),
-        row(
-            Method::GET,
-            "/rollouts/{id}",
-            &rollout,
-            Console,
-            Body::Empty,
-        ),
+        row(Method::GET, "/rollouts", "/rollouts", Console),
+        row(Method::GET, "/rollouts/{id}", &rollout, Console),
         row(
             Method::GET,
             "/rollouts/{id}/events",
             &format!("{rollout}/events"),
             Console,
-            Body::Empty,
         ),
         row(
             Method::POST,
             "/rollouts/{id}/{command}",
             &format!("{rollout}/pause"),
             Console,
-            Body::Empty,
         ),
-        row(Method::GET, "/releases", "/releases", Console, Body::Empty),
+        row(Method::GET, "/releases", "/releases", Console),
         row(
             Method::GET,
             "/releases/{id}",
             "/releases/matrix-release",
             Console,
-            Body::Empty,
         ),
-        row(Method::GET, "/audit", "/audit", Console, Body::Empty),
+        row(Method::GET, "/audit", "/audit", Console),
     ]
 }
 
@@ -1053,7 +813,7 @@ fn environment_mismatch(route: &Route, credential: Credential, body: &str) -> Op
         "STATIC"
     };
     let json = || serde_json::from_str::<Value>(body).unwrap_or(Value::Null);
-    let (what, actual, expected) = match route.template {
+    let (what, actual, expected) = match route.template.as_str() {
         "/ofrep/v1/evaluate/flags/{key}" => {
             ("reason", json()["reason"].clone(), json!(probe_reason))
         }
@@ -1087,8 +847,22 @@ fn environment_mismatch(route: &Route, credential: Credential, body: &str) -> Op
 }
 
 #[tokio::test]
-async fn every_route_answers_only_the_credentials_it_should() {
+async fn every_operation_answers_only_the_credentials_it_should() {
     let app = spawn_app().await;
+    let response = app
+        .request(Method::GET, "/api/v1/openapi.json", None)
+        .send()
+        .await
+        .unwrap();
+    let (status, document) = crate::helpers::split(response).await;
+    assert_eq!(status, StatusCode::OK, "{document}");
+    let operations = documented_operations(&document)
+        .unwrap_or_else(|problems| panic!("the served document:\n{}", problems.join("\n")));
+    assert!(
+        operations.len() >= 80,
+        "only {} operations in the served document",
+        operations.len()
+    );
     app.create_flag("checkout", boolean_flag()).await;
     app.create_flag("env-probe", env_probe()).await;
     app.create_flag("doomed-flag", boolean_flag()).await;
@@ -1119,22 +893,15 @@ async fn every_route_answers_only_the_credentials_it_should() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let unknown = format!("sluice_{}", "0123456789abcdef".repeat(4));
-
-    let secret = |credential: Credential| -> Option<&str> {
-        match credential {
-            Credential::None => None,
-            Credential::Malformed => Some("not a sluice token"),
-            Credential::Unknown => Some(&unknown),
-            Credential::Revoked => Some(&revoked),
-            Credential::ClientProduction => Some(&client_production),
-            Credential::ServerProduction => Some(&server_production),
-            Credential::ClientStaging => Some(&client_staging),
-            Credential::ServerStaging => Some(&server_staging),
-            Credential::Admin => Some(&app.admin),
-        }
+    let secrets = Secrets {
+        admin: app.admin.clone(),
+        unknown: format!("sluice_{}", "0123456789abcdef".repeat(4)),
+        revoked,
+        client_production,
+        server_production,
+        client_staging,
+        server_staging,
     };
-
     app.create_flag("ro-new", boolean_flag()).await;
     let rollouts = [
         create_rollout(&app, "ro-steered", rollout_plan(None)).await,
@@ -1198,12 +965,15 @@ async fn every_route_answers_only_the_credentials_it_should() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let table = routes(&Fixtures {
+    let fixtures = Fixtures {
         victim_token,
         rollouts,
         webhook,
         changes,
-    });
+    };
+    let mut table = documented_routes(&operations, calls(&fixtures))
+        .unwrap_or_else(|problems| panic!("the table:\n{}", problems.join("\n")));
+    table.extend(undocumented_routes(&fixtures));
     let console_client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -1211,19 +981,14 @@ async fn every_route_answers_only_the_credentials_it_should() {
     let mut problems = Vec::new();
     let mut calls = 0;
     for route in &table {
-        // Admin last, so that a write wrongly allowed to another credential meets a resource
-        // that still exists and shows as an unexpected 2xx.
         for credential in CREDENTIALS {
             calls += 1;
             if route.access == Access::Console {
-                let mut request = console_client.request(
+                let request = console_client.request(
                     route.method.clone(),
                     format!("{}{}", app.address, route.path),
                 );
-                if let Some(secret) = secret(credential) {
-                    request = request.bearer_auth(secret);
-                }
-                let response = request.send().await.unwrap();
+                let response = secrets.authorize(request, credential).send().await.unwrap();
                 let location = response
                     .headers()
                     .get(reqwest::header::LOCATION)
@@ -1240,7 +1005,10 @@ async fn every_route_answers_only_the_credentials_it_should() {
                 }
                 continue;
             }
-            let mut request = app.request(route.method.clone(), &route.path, secret(credential));
+            let mut request = secrets.authorize(
+                app.request(route.method.clone(), &route.path, None),
+                credential,
+            );
             request = match &route.body {
                 Body::Empty => request,
                 Body::Json(body) => request.json(body),
@@ -1379,30 +1147,38 @@ pub(crate) fn declared_routes() -> BTreeSet<(String, String)> {
     found
 }
 
-#[test]
-fn the_route_table_lists_every_route() {
-    let fixtures = Fixtures {
-        victim_token: "tok_0".into(),
-        rollouts: ["ro_0".into(), "ro_1".into(), "ro_2".into(), "ro_3".into()],
-        webhook: "whk_0".into(),
-        changes: ["cr_0".into(), "cr_1".into(), "cr_2".into()],
-    };
-    let table: BTreeSet<(String, String)> = routes(&fixtures)
+/// `(METHOD, path)` of every operation in `document`.
+fn documented_pairs(operations: &[Operation]) -> BTreeSet<(String, String)> {
+    operations
         .iter()
-        .map(|r| (r.method.to_string(), r.template.to_owned()))
+        .map(|op| (op.method.to_string(), op.template.clone()))
+        .collect()
+}
+
+#[test]
+fn every_route_is_documented_or_listed_as_undocumented() {
+    let operations = documented_operations(&sluice_server::http::openapi::document())
+        .unwrap_or_else(|problems| panic!("{}", problems.join("\n")));
+    let documented = documented_pairs(&operations);
+    let undocumented: BTreeSet<(String, String)> = undocumented_routes(&Fixtures::placeholders())
+        .iter()
+        .map(|r| (r.method.to_string(), r.template.clone()))
         .collect();
-    assert_eq!(
-        table.len(),
-        routes(&fixtures).len(),
-        "the table lists a route twice"
-    );
     let declared = declared_routes();
-    let missing: Vec<_> = declared.difference(&table).collect();
-    let stale: Vec<_> = table.difference(&declared).collect();
+    let escaped: Vec<_> = declared
+        .iter()
+        .filter(|route| !documented.contains(*route) && !undocumented.contains(*route))
+        .collect();
+    let both: Vec<_> = documented.intersection(&undocumented).collect();
+    let stale: Vec<_> = undocumented.difference(&declared).collect();
+    let unserved: Vec<_> = documented.difference(&declared).collect();
     assert!(
-        missing.is_empty() && stale.is_empty(),
-        "the auth matrix's route table is out of date.\n  declared in src/ but not in the table: {missing:?}\n  \
-         in the table but not declared: {stale:?}"
+        escaped.is_empty() && both.is_empty() && stale.is_empty() && unserved.is_empty(),
+        "the auth matrix does not cover the router exactly.\n  \
+         declared in src/ but neither documented nor listed as undocumented: {escaped:?}\n  \
+         listed as undocumented but documented: {both:?}\n  \
+         listed as undocumented but not declared: {stale:?}\n  \
+         documented but not declared: {unserved:?}"
     );
     let paths: BTreeSet<&str> = declared.iter().map(|(_, path)| path.as_str()).collect();
     assert!(
@@ -1410,4 +1186,56 @@ fn the_route_table_lists_every_route() {
         "only {} distinct paths were found in src/",
         paths.len()
     );
+    assert!(
+        undocumented
+            .iter()
+            .all(|(_, path)| !path.starts_with("/api/")),
+        "an /api/ route must be documented: {undocumented:?}"
+    );
+}
+
+#[test]
+fn every_call_names_an_operation_and_fills_its_parameters() {
+    let document = sluice_server::http::openapi::document();
+    let operations = documented_operations(&document)
+        .unwrap_or_else(|problems| panic!("{}", problems.join("\n")));
+    let routes = documented_routes(&operations, calls(&Fixtures::placeholders()))
+        .unwrap_or_else(|problems| panic!("{}", problems.join("\n")));
+    assert_eq!(routes.len(), operations.len());
+    // The access comes from the document, not from the test: a few it must say.
+    let access = |method: &str, template: &str| {
+        operations
+            .iter()
+            .find(|op| op.method.as_str() == method && op.template == template)
+            .map(|op| op.access)
+    };
+    assert_eq!(access("GET", "/health"), Some(Access::Public));
+    assert_eq!(access("POST", "/api/v1/flags/{key}"), Some(Access::Admin));
+    assert_eq!(access("GET", "/api/v1/config"), Some(Access::Server));
+    assert_eq!(
+        access("POST", "/ofrep/v1/evaluate/flags"),
+        Some(Access::Evaluate)
+    );
+    assert_eq!(access("GET", "/api/v1/rollouts"), Some(Access::Observe));
+    assert_eq!(
+        routes.iter().filter(|r| r.stream).count(),
+        2,
+        "the two live streams, read from their event-stream responses"
+    );
+    // An operation without an access, or with one the matrix does not know, is refused.
+    let mut broken = document.clone();
+    broken["paths"]["/health"]["get"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-sluice-access");
+    assert!(documented_operations(&broken).is_err());
+    // A call naming no operation is refused, and so is a parameter left without a value.
+    let mut extra = calls(&Fixtures::placeholders());
+    extra.push(call("noSuchOperation"));
+    assert!(documented_routes(&operations, extra).is_err());
+    let without_name: Vec<Call> = calls(&Fixtures::placeholders())
+        .into_iter()
+        .filter(|c| c.operation != "getSegment")
+        .collect();
+    assert!(documented_routes(&operations, without_name).is_err());
 }
