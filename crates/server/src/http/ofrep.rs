@@ -58,6 +58,16 @@ fn read_context(body: &[u8]) -> Result<Context, String> {
         .map_err(|e| format!("the body is not an OFREP request: {e}"))?;
     match request.context {
         None | Some(Value::Null) => Ok(Context::new().at(now)),
+        Some(value)
+            if value
+                .get(sluice_core::TARGETING_KEY)
+                .is_some_and(|key| !key.is_string()) =>
+        {
+            Err(format!(
+                "`context.{}` must be a string",
+                sluice_core::TARGETING_KEY
+            ))
+        }
         Some(value) => Context::from_value(value)
             .map(|c| c.at(now))
             .ok_or_else(|| "`context` must be a JSON object".to_owned()),
@@ -335,6 +345,15 @@ mod tests {
                 .unwrap_err()
                 .contains("not an OFREP request")
         );
+        // A targeting key that is not a string is refused, not read as absent.
+        for key in ["42", "null", "true", "{}"] {
+            let body = format!(r#"{{"context": {{"targetingKey": {key}}}}}"#);
+            assert_eq!(
+                read_context(body.as_bytes()).unwrap_err(),
+                "`context.targetingKey` must be a string",
+                "{body}"
+            );
+        }
     }
 
     #[test]
