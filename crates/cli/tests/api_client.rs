@@ -1062,7 +1062,7 @@ flags:
     default_variant: control
     goals:
       - { event: purchase }
-      - { event: purchase_value, kind: mean }
+      - { event: purchase_value, kind: mean, better: lower }
     rules:
       - split:
           - { variant: control, weight: 50000 }
@@ -1097,7 +1097,10 @@ fn experiment_report_and_shadow_read_the_telemetry() {
         json!({
             "startMs": start, "flag": "pricing", "variant": variant, "configVersion": 1,
             "exposures": exposures,
-            "events": {"purchase": {"count": conversions, "sum": conversions as f64, "sumSq": conversions as f64}},
+            "events": {
+                "purchase": {"count": conversions, "sum": conversions as f64, "sumSq": conversions as f64},
+                "purchase_value": {"count": conversions, "sum": conversions as f64 * 10.0, "sumSq": conversions as f64 * 100.0},
+            },
         })
     };
     let batch = json!({
@@ -1176,13 +1179,22 @@ fn experiment_report_and_shadow_read_the_telemetry() {
     let output = server.sluice(&goals);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("goal `purchase` (conversion)"), "{text}");
-    assert!(text.contains("goal `purchase_value` (mean)"), "{text}");
+    assert!(
+        text.contains("goal `purchase` (conversion, higher is better)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("goal `purchase_value` (mean, lower is better)"),
+        "{text}"
+    );
     let reports = server.json(&goals);
     assert_eq!(reports.as_array().unwrap().len(), 2, "{reports}");
     assert_eq!(reports[0]["metric"], "purchase");
     assert_eq!(reports[0]["report"]["winner"], "treatment");
     assert_eq!(reports[1]["kind"], "mean");
+    // More value per exposure where less is better: the treatment loses that goal.
+    assert_eq!(reports[1]["better"], "lower");
+    assert_eq!(reports[1]["report"]["verdict"], "loser", "{}", reports[1]);
 
     let shadow = [
         "experiment",

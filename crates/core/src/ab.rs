@@ -17,7 +17,7 @@ pub mod simulate;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::model::GoalKind;
+pub use crate::model::{Better, GoalKind};
 use crate::model::{FlagDef, RuleDef};
 use crate::rollout::stats::{self, Difference, SRM_MIN_PER_ARM, SRM_P_THRESHOLD};
 
@@ -56,6 +56,9 @@ pub struct AbInput {
     pub control: String,
     /// Conversion or mean.
     pub kind: GoalKind,
+    /// Which way is an improvement.
+    #[serde(default)]
+    pub better: Better,
     /// The overall level: two-sided, shared among the treatment arms (Bonferroni).
     pub alpha: f64,
     /// Where the confidence sequence is tightest, in total samples of two arms.
@@ -90,9 +93,10 @@ pub struct Comparison {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Call {
-    /// The whole interval is above zero.
+    /// The whole interval is on the improving side of zero (above it, or below it for a
+    /// goal where lower is better).
     Better,
-    /// The whole interval is below zero.
+    /// The whole interval is on the other side.
     Worse,
     /// The interval holds zero, or too few exposures yet.
     Inconclusive,
@@ -245,11 +249,12 @@ fn difference(control: &ArmTotals, treatment: &ArmTotals, kind: GoalKind) -> Opt
 }
 
 /// Compares one treatment with the control at the two-sided level `alpha`: one-sided bounds
-/// at `alpha / 2` each.
+/// at `alpha / 2` each. `better` says whether an interval above zero is better or worse.
 pub fn compare(
     control: &ArmTotals,
     treatment: &ArmTotals,
     kind: GoalKind,
+    better: Better,
     alpha: f64,
     tuning: f64,
 ) -> Option<Comparison> {
@@ -261,10 +266,14 @@ pub fn compare(
     let p_value = (2.0 * diff.p_value(0.0, alpha / 2.0, tuning)).min(1.0);
     let enough =
         control.exposures >= MIN_EXPOSURES_PER_ARM && treatment.exposures >= MIN_EXPOSURES_PER_ARM;
+    let (above, below) = match better {
+        Better::Higher => (Call::Better, Call::Worse),
+        Better::Lower => (Call::Worse, Call::Better),
+    };
     let call = if enough && bounds.lo > 0.0 {
-        Call::Better
+        above
     } else if enough && bounds.hi < 0.0 {
-        Call::Worse
+        below
     } else {
         Call::Inconclusive
     };
@@ -362,7 +371,7 @@ pub fn analyze(input: &AbInput) -> AbReport {
             value: value_of(t, input.kind),
             weight: t.weight,
             comparison: control
-                .and_then(|c| compare(c, t, input.kind, per_arm_alpha, input.tuning)),
+                .and_then(|c| compare(c, t, input.kind, input.better, per_arm_alpha, input.tuning)),
         });
     }
     let srm = srm_check(&input.arms);
@@ -398,8 +407,15 @@ pub fn analyze(input: &AbInput) -> AbReport {
     } else if let Some(best) = better
         .iter()
         .max_by(|a, b| {
-            let lo = |x: &ArmReport| x.comparison.map_or(f64::NEG_INFINITY, |c| c.lo);
-            lo(a).total_cmp(&lo(b))
+            // The surest improvement: the bound nearest zero is furthest from it.
+            let sure = |x: &ArmReport| {
+                x.comparison
+                    .map_or(f64::NEG_INFINITY, |c| match input.better {
+                        Better::Higher => c.lo,
+                        Better::Lower => -c.hi,
+                    })
+            };
+            sure(a).total_cmp(&sure(b))
         })
         .copied()
     {
@@ -411,9 +427,10 @@ pub fn analyze(input: &AbInput) -> AbReport {
             Verdict::Winner,
             Some(best.variant.clone()),
             format!(
-                "`{}` wins: its {} is better than `{}`'s by {lift} (always-valid interval excludes no change).",
+                "`{}` wins: its {} is better ({} is better) than `{}`'s, by {lift} (always-valid interval excludes no change).",
                 best.variant,
                 input.kind.name(),
+                input.better.name(),
                 input.control
             ),
         )
@@ -422,7 +439,7 @@ pub fn analyze(input: &AbInput) -> AbReport {
             Verdict::Loser,
             None,
             format!(
-                "Every treatment is worse than `{}` on {} (always-valid interval below zero); keep the control.",
+                "Every treatment is worse than `{}` on {} (always-valid interval on the wrong side of zero); keep the control.",
                 input.control,
                 input.kind.name()
             ),
@@ -472,6 +489,7 @@ mod tests {
             arms,
             control: "control".into(),
             kind,
+            better: Better::Higher,
             alpha: 0.05,
             tuning: 5000.0,
         }
@@ -514,6 +532,34 @@ mod tests {
             GoalKind::Conversion,
         ));
         assert_eq!(same.verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn where_lower_is_better_a_drop_wins_and_a_rise_loses() {
+        let arms = |treatment: u64| {
+            vec![
+                arm("control", 20_000, 2_000, None),
+                arm("treatment", 20_000, treatment, None),
+            ]
+        };
+        let lower = |arms| AbInput {
+            better: Better::Lower,
+            ..input(arms, GoalKind::Conversion)
+        };
+        let dropped = analyze(&lower(arms(1_400)));
+        assert_eq!(dropped.verdict, Verdict::Winner, "{}", dropped.summary);
+        assert_eq!(dropped.winner.as_deref(), Some("treatment"));
+        assert!(
+            dropped.summary.contains("lower is better"),
+            "{}",
+            dropped.summary
+        );
+        assert_eq!(analyze(&lower(arms(2_600))).verdict, Verdict::Loser);
+        // The same counts read the usual way.
+        assert_eq!(
+            analyze(&input(arms(1_400), GoalKind::Conversion)).verdict,
+            Verdict::Loser
+        );
     }
 
     #[test]

@@ -212,6 +212,44 @@ pub struct GoalDef {
     /// How it is measured; `conversion` when not given.
     #[serde(default)]
     pub kind: GoalKind,
+    /// Which way is an improvement; `higher` when not given.
+    #[serde(default, skip_serializing_if = "Better::is_higher")]
+    pub better: Better,
+}
+
+/// Which way a goal metric improves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    /// More is better: conversions, revenue.
+    #[default]
+    Higher,
+    /// Less is better: latency, refunds, support tickets.
+    Lower,
+}
+
+impl Better {
+    /// Whether more is better.
+    pub fn is_higher(&self) -> bool {
+        *self == Better::Higher
+    }
+
+    /// `higher` or `lower`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Better::Higher => "higher",
+            Better::Lower => "lower",
+        }
+    }
+
+    /// The direction called `name`.
+    pub fn from_name(name: &str) -> Option<Better> {
+        match name {
+            "higher" => Some(Better::Higher),
+            "lower" => Some(Better::Lower),
+            _ => None,
+        }
+    }
 }
 
 /// What a goal metric measures.

@@ -662,7 +662,7 @@ async fn the_schemas_match_the_core_model() {
         "enabled": true, "prerequisites": [{"flag": "other", "variant": "on"}], "rules": [rule],
         "bucket_by": "accountId", "salt": "s", "provenance": "ai-assisted", "risk": "high",
         "expires": "2030-01-31", "metadata": {"team": "payments"},
-        "goals": [{"event": "purchase", "kind": "mean"}],
+        "goals": [{"event": "purchase", "kind": "mean", "better": "lower"}],
         "environments": {"production": {"enabled": false, "rules": [], "default_variant": "on"}},
     });
     let segment =
@@ -683,11 +683,15 @@ async fn the_schemas_match_the_core_model() {
     check_struct::<sluice_core::model::GoalDef>(
         &document,
         "Goal",
-        json!({"event": "purchase", "kind": "mean"}),
+        json!({"event": "purchase", "kind": "mean", "better": "lower"}),
     );
     check_enum::<sluice_core::model::GoalKind>(
         &document,
         "/components/schemas/Goal/properties/kind",
+    );
+    check_enum::<sluice_core::model::Better>(
+        &document,
+        "/components/schemas/Goal/properties/better",
     );
     check_struct::<FlagDef>(&document, "FlagDefinition", flag.clone());
     check_struct::<SegmentDef>(&document, "SegmentDefinition", segment.clone());

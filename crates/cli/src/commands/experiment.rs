@@ -38,6 +38,10 @@ enum Command {
         /// default what the flag declares for the goal, else `conversion`.
         #[arg(long, value_parser = ["conversion", "mean"])]
         kind: Option<String>,
+        /// `higher` or `lower`: which way is an improvement. By default what the flag
+        /// declares for the goal, else `higher`.
+        #[arg(long, value_parser = ["higher", "lower"])]
+        better: Option<String>,
         /// The control variant, when it is not `control`, `off`, the flag's off variant or
         /// its default.
         #[arg(long)]
@@ -87,6 +91,7 @@ pub fn run(args: &Args, client: &Client, json: bool) -> anyhow::Result<ExitCode>
             env,
             metric,
             kind,
+            better,
             control,
             since,
         } => {
@@ -96,6 +101,7 @@ pub fn run(args: &Args, client: &Client, json: bool) -> anyhow::Result<ExitCode>
                 let optional = [
                     ("metric", metric),
                     ("kind", kind.as_deref()),
+                    ("better", better.as_deref()),
                     ("control", control.as_deref()),
                     ("since", since.as_deref()),
                 ];
@@ -228,11 +234,12 @@ fn print_report(out: &mut impl std::io::Write, body: &Value) -> anyhow::Result<(
     }
     writeln!(
         out,
-        "Experiment {} in {}, goal `{}` ({}), since {}",
+        "Experiment {} in {}, goal `{}` ({}, {} is better), since {}",
         body["flag"].as_str().unwrap_or_default(),
         body["env"].as_str().unwrap_or_default(),
         body["metric"].as_str().unwrap_or_default(),
         kind,
+        body["better"].as_str().unwrap_or("higher"),
         body["since"]
     )?;
     print_table(out, &rows)?;

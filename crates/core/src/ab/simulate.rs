@@ -202,6 +202,7 @@ pub fn run(settings: &AbSettings, seed: u64) -> AbRun {
             arms: arms.to_vec(),
             control: "control".into(),
             kind: GoalKind::Conversion,
+            better: crate::ab::Better::Higher,
             alpha: settings.alpha,
             tuning: settings.tuning,
         });

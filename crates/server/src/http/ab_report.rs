@@ -13,7 +13,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sluice_core::ab::{AbInput, ArmTotals, GoalKind, analyze, pick_control, split_weights};
+use sluice_core::ab::{AbInput, ArmTotals, Better, GoalKind, analyze, pick_control, split_weights};
+use sluice_core::model::GoalDef;
 use sluice_core::rollout::{DEFAULT_ALPHA, DEFAULT_TUNING};
 use sluice_core::telemetry::bucket_start;
 
@@ -35,6 +36,7 @@ pub(crate) struct ReportQuery {
     env: Option<String>,
     metric: Option<String>,
     kind: Option<String>,
+    better: Option<String>,
     control: Option<String>,
     since: Option<i64>,
 }
@@ -63,23 +65,42 @@ pub(crate) async fn report(
         .await
         .map_err(|e| ApiError::from_store(e, &format!("flag `{key}`")))?
         .definition;
-    // The goal: the one named, measured as its declaration says unless `kind` says otherwise;
-    // else the flag's primary goal.
-    let (metric, kind) = match query.metric.as_deref().filter(|m| !m.is_empty()) {
-        Some(metric) => {
-            let declared = flag.goals.iter().find(|g| g.event == metric);
-            let kind = kind.or(declared.map(|g| g.kind)).unwrap_or_default();
-            (metric.to_owned(), kind)
-        }
-        None => match flag.goals.first() {
-            Some(goal) => (goal.event.clone(), kind.unwrap_or(goal.kind)),
-            None => {
-                return Err(ApiError::BadRequest(format!(
-                    "`metric` is required: flag `{key}` declares no `goals`; name the goal event, such as `?metric=purchase`"
-                )));
-            }
-        },
+    let better = query
+        .better
+        .as_deref()
+        .map(|name| {
+            Better::from_name(name).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`better` must be `higher` or `lower`, not `{name}`"
+                ))
+            })
+        })
+        .transpose()?;
+    // The goal: the one named, or the flag's primary goal; measured as its declaration says
+    // unless `kind` and `better` say otherwise.
+    let declared = match query.metric.as_deref().filter(|m| !m.is_empty()) {
+        Some(metric) => flag
+            .goals
+            .iter()
+            .find(|g| g.event == metric)
+            .cloned()
+            .or_else(|| {
+                Some(GoalDef {
+                    event: metric.to_owned(),
+                    kind: GoalKind::default(),
+                    better: Better::default(),
+                })
+            }),
+        None => flag.goals.first().cloned(),
     };
+    let Some(goal) = declared else {
+        return Err(ApiError::BadRequest(format!(
+            "`metric` is required: flag `{key}` declares no `goals`; name the goal event, such as `?metric=purchase`"
+        )));
+    };
+    let metric = goal.event;
+    let kind = kind.unwrap_or(goal.kind);
+    let better = better.unwrap_or(goal.better);
     let since = bucket_start(
         query
             .since
@@ -129,6 +150,7 @@ pub(crate) async fn report(
         arms,
         control,
         kind,
+        better,
         alpha: DEFAULT_ALPHA,
         tuning: DEFAULT_TUNING,
     });
@@ -137,6 +159,7 @@ pub(crate) async fn report(
         "env": environment,
         "metric": metric,
         "kind": kind,
+        "better": better,
         "goals": flag.goals,
         "since": since,
         "alpha": DEFAULT_ALPHA,

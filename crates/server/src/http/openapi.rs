@@ -946,11 +946,12 @@ fn experiment_paths() -> Value {
                     query_parameter("env", "The environment. Required with an admin token; a server token may leave it out or name its own.", json!({ "type": "string" })),
                     query_parameter("metric", "The goal event's name, as sent to the SDK's `track`. Without it, the flag's first declared goal (400 when it declares none).", json!({ "type": "string" })),
                     query_parameter("kind", "`conversion`: events per exposure. `mean`: the summed value per exposure. By default, what the flag's goal of that name declares, else `conversion`.", json!({ "type": "string", "enum": ["conversion", "mean"] })),
+                    query_parameter("better", "`higher` or `lower`: which way is an improvement. By default what the flag's goal of that name declares, else `higher`.", json!({ "type": "string", "enum": ["higher", "lower"] })),
                     query_parameter("control", "The control variant, when the default choice is not it.", json!({ "type": "string" })),
                     query_parameter("since", "The first bucket's time, in milliseconds since the Unix epoch. Seven days ago by default.", json!({ "type": "integer", "format": "int64" })),
                 ],
                 "responses": {
-                    "200": json_response("The experiment's report.", json!({ "type": "object", "required": ["flag", "env", "metric", "kind", "goals", "since", "alpha", "report"] })),
+                    "200": json_response("The experiment's report.", json!({ "type": "object", "required": ["flag", "env", "metric", "kind", "better", "goals", "since", "alpha", "report"] })),
                     "400": response("BadRequest"),
                     "404": response("NotFound"),
                 },
@@ -2110,6 +2111,7 @@ fn definition_schemas() -> Value {
             "properties": {
                 "event": { "type": "string", "minLength": 1, "maxLength": 256, "description": "The event's name." },
                 "kind": { "type": "string", "enum": ["conversion", "mean"], "default": "conversion", "description": "`conversion`: events per exposure. `mean`: the event's value per exposure." },
+                "better": { "type": "string", "enum": ["higher", "lower"], "default": "higher", "description": "Which way is an improvement: `lower` for latency, refunds or tickets." },
             },
         },
         "EnvironmentOverride": {

@@ -133,6 +133,7 @@ async fn a_report_gives_n_rates_lift_interval_and_verdict_from_the_telemetry() {
         ],
         control: "control".into(),
         kind: GoalKind::Conversion,
+        better: sluice_core::ab::Better::Higher,
         alpha: DEFAULT_ALPHA,
         tuning: DEFAULT_TUNING,
     });
