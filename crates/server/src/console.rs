@@ -15,6 +15,7 @@
 pub mod assets;
 pub mod audit;
 pub mod chart;
+pub mod dry_run;
 pub mod flag_detail;
 pub mod flags;
 pub mod layout;

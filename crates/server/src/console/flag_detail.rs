@@ -232,6 +232,11 @@ pub async fn detail(
             .and_then(|o| o.default_variant.as_deref())
             .unwrap_or(&def.default_variant);
         let charts = charts(&state, &key, env).await;
+        let dry_run = if viewer.can_write() {
+            super::dry_run::panel(&state, &key, env).await
+        } else {
+            None
+        };
         sections.push(html! {
             section aria-labelledby=(format!("env-{env}")) {
                 h2 id=(format!("env-{env}")) { (env) " " (serving_badge(def, env)) }
@@ -244,6 +249,7 @@ pub async fn detail(
                 } @else {
                     p { "Off: everyone gets " code { (def.off_variant.as_deref().unwrap_or(&def.default_variant)) } "." }
                 }
+                @if let Some(dry_run) = dry_run { (dry_run) }
                 h3 { "Per variant, last 6 hours" }
                 (charts)
             }

@@ -754,3 +754,58 @@ async fn an_admin_reads_releases_and_the_audit_log_with_its_chain_check() {
         "{all}"
     );
 }
+
+#[tokio::test]
+async fn an_admin_sees_a_flag_s_dry_run_and_its_would_change_counts() {
+    let app = spawn_app().await;
+    app.create_flag("checkout", live_flag()).await;
+    let (status, started) = app
+        .admin_json(
+            Method::POST,
+            "/api/v1/dry-runs",
+            json!({
+                "flag": "checkout", "env": "production", "reason": "staff only",
+                "staged": {"default_variant": "off"},
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let client = app.token("client", Some("production")).await;
+    // Staff keep `on` through the rule; everyone else would move to `off`.
+    for (user, plan) in [
+        ("u1", "staff"),
+        ("u2", "free"),
+        ("u3", "free"),
+        ("u4", "pro"),
+    ] {
+        let (status, body) = app
+            .ofrep(
+                &client,
+                "checkout",
+                json!({"targetingKey": user, "plan": plan}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["variant"], "on", "the current rules keep serving");
+    }
+    let (_, admin) = login(&app, &app.admin).await;
+    let (status, _, detail) = page(&app, admin.as_ref(), "/flags/checkout").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(detail.contains("Dry run 1 (running)"), "{detail}");
+    assert!(
+        detail.contains("Staged default: <code>off</code>"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(
+            "Compared 4 evaluations: <strong>3</strong> (75.0%) would get a different variant."
+        ),
+        "{detail}"
+    );
+    // A read-only session does not see dry runs, as the API does not show them to it.
+    let server = app.token("server", Some("production")).await;
+    let (_, reader) = login(&app, &server).await;
+    let (_, _, read_only) = page(&app, reader.as_ref(), "/flags/checkout").await;
+    assert!(read_only.contains("Rules"), "{read_only}");
+    assert!(!read_only.contains("Dry run"), "{read_only}");
+}
