@@ -7,6 +7,7 @@ mod apps;
 mod auth_matrix;
 mod conformance;
 mod console;
+mod dry_runs;
 mod experiments;
 mod gitops;
 mod governance;
