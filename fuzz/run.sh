@@ -15,7 +15,7 @@ seconds=${1:-600}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(flag_file flagd evaluate sse metrics_batch)
+  targets=(flag_file flagd evaluate sse metrics_batch dry_run)
 fi
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
