@@ -5,7 +5,7 @@
 //! served evaluation of such a flag also evaluates the staged rules and counts the pair of
 //! variants (core's `StagedFlag`). The caller always gets what the served rules say. The
 //! tallies live in the client's telemetry, outlive configuration changes, and travel in
-//! metrics batches; without telemetry (file mode, `.telemetry(false)`) nothing is compiled.
+//! metrics batches; without telemetry (file mode, `.telemetry(false)`) nothing is evaluated.
 //! A dry run whose staged rules do not compile is skipped with a warning.
 
 use std::collections::HashMap;
