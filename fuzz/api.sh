@@ -16,7 +16,7 @@
 # The stateful phase runs twenty times as many scenarios as the other phases have examples,
 # of up to 12 steps each.
 #
-# Installs schemathesis from PyPI (pip, user site) when it is missing. Prints schemathesis's
+# Installs schemathesis 4.32.5 from PyPI (pip, user site) when it is missing. Prints schemathesis's
 # stateful phase and summary per backend (the whole output is kept in
 # ${SLUICE_FUZZ_OUT:-/tmp}/sluice-api-<backend>.txt) and the operations that never got past
 # authentication (there should be none), and exits non-zero if either run found a failure.
@@ -24,10 +24,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 examples=${1:-25}
+export PATH="$HOME/.local/bin:$PATH"
 if ! command -v st >/dev/null 2>&1; then
   echo "installing schemathesis"
-  python3 -m pip install --quiet --user schemathesis
-  export PATH="$HOME/.local/bin:$PATH"
+  # The version the figures in docs/reliability.md were measured with.
+  python3 -m pip install --quiet --user "schemathesis==4.32.5"
 fi
 cargo build --quiet -p sluice-cli
 target=${CARGO_TARGET_DIR:-target}
