@@ -3,6 +3,7 @@
 #
 #   bench/soak.sh            # 30 minutes
 #   bench/soak.sh 60         # 60 minutes
+#   SLUICE_SOAK_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres bench/soak.sh   # on PostgreSQL
 #
 # The load, all at once: OFREP evaluations from two loops, one flag write a second, live-stream
 # (SSE) clients connecting and disconnecting, and an environment created and deleted every
@@ -33,13 +34,25 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   [ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
   wait 2>/dev/null || true
+  if [ -n "${soak_db:-}" ]; then
+    psql "$SLUICE_SOAK_POSTGRES" -qc "DROP DATABASE IF EXISTS $soak_db WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
+# SLUICE_SOAK_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres soaks on a fresh PostgreSQL
+# database made there (and dropped after) instead of SQLite.
+store=()
+if [ -n "${SLUICE_SOAK_POSTGRES:-}" ]; then
+  soak_db="sluice_soak_$RANDOM$RANDOM"
+  psql "$SLUICE_SOAK_POSTGRES" -qc "CREATE DATABASE $soak_db" >/dev/null
+  store=(--database "${SLUICE_SOAK_POSTGRES%/*}/$soak_db")
+fi
+
 port=$((20000 + RANDOM % 20000))
 base="http://127.0.0.1:$port"
-"$sluice" serve --port "$port" --data-dir "$work/data" --rate-limit 0 >"$work/server.log" 2>&1 &
+"$sluice" serve --port "$port" --data-dir "$work/data" --rate-limit 0 "${store[@]}" >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
   curl -sf "$base/ready" >/dev/null && break
@@ -61,7 +74,7 @@ sample() { # elapsed seconds, rss KiB, fds, threads
   threads=$(find "/proc/$server/task" -mindepth 1 -maxdepth 1 | wc -l)
   echo "$1,$rss,$fds,$threads"
 }
-echo "soak: $minutes min against $base (pid $server), after a minute of warm-up"
+echo "soak: $minutes min against $base (pid $server, ${soak_db:-SQLite}), after a minute of warm-up"
 
 # The load, started in the background; stop_load ends it.
 start_load() {
