@@ -192,9 +192,10 @@ pub struct ChiSquare {
     pub p_value: f64,
 }
 
-/// Tests `observed` counts against `expected_shares` (which are normalised to sum to 1).
-/// `None` with fewer than two arms, a non-positive share, or no observations.
-pub fn chi_square_test(observed: &[u64], expected_shares: &[f64]) -> Option<ChiSquare> {
+/// The sum of `expected_shares` and the total of `observed`, when the two can be tested
+/// against each other: at least two arms, one share per arm, every share positive and some
+/// observations.
+fn counts_and_shares(observed: &[u64], expected_shares: &[f64]) -> Option<(f64, f64)> {
     if observed.len() < 2 || observed.len() != expected_shares.len() {
         return None;
     }
@@ -203,9 +204,13 @@ pub fn chi_square_test(observed: &[u64], expected_shares: &[f64]) -> Option<ChiS
         return None;
     }
     let total: f64 = observed.iter().map(|&o| o as f64).sum();
-    if total <= 0.0 {
-        return None;
-    }
+    (total > 0.0).then_some((share_total, total))
+}
+
+/// Tests `observed` counts against `expected_shares` (which are normalised to sum to 1).
+/// `None` with fewer than two arms, a non-positive share, or no observations.
+pub fn chi_square_test(observed: &[u64], expected_shares: &[f64]) -> Option<ChiSquare> {
+    let (share_total, total) = counts_and_shares(observed, expected_shares)?;
     let statistic: f64 = observed
         .iter()
         .zip(expected_shares)
@@ -255,17 +260,10 @@ pub fn sequential_multinomial_test(
     concentration: f64,
 ) -> Option<SequentialMultinomial> {
     use statrs::function::gamma::ln_gamma;
-    if observed.len() < 2 || observed.len() != expected_shares.len() || concentration <= 0.0 {
+    if concentration <= 0.0 {
         return None;
     }
-    let share_total: f64 = expected_shares.iter().sum();
-    if expected_shares.iter().any(|s| !s.is_finite() || *s <= 0.0) || share_total <= 0.0 {
-        return None;
-    }
-    let total: f64 = observed.iter().map(|&o| o as f64).sum();
-    if total <= 0.0 {
-        return None;
-    }
+    let (share_total, total) = counts_and_shares(observed, expected_shares)?;
     let mut log_bf = ln_gamma(concentration) - ln_gamma(concentration + total);
     for (&count, &share) in observed.iter().zip(expected_shares) {
         let p = share / share_total;
