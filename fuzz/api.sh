@@ -48,13 +48,21 @@ trap cleanup EXIT
 run() { # name, extra serve args...
   local name=$1
   shift
-  local port=$((20000 + RANDOM % 20000))
-  "$sluice" serve --port "$port" --data-dir "$work/$name" --rate-limit 0 "$@" >"$work/$name.log" 2>&1 &
+  # Port 0: the server picks a free port and prints it, so a busy machine cannot collide.
+  "$sluice" serve --port 0 --data-dir "$work/$name" --rate-limit 0 "$@" >"$work/$name.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 1 50); do
-    curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break
+  local base=""
+  for _ in $(seq 1 300); do
+    base=$(grep -o 'Sluice is serving on http://[0-9.:]*' "$work/$name.log" | head -n 1 | cut -d' ' -f5)
+    [ -n "$base" ] && curl -sf "$base/ready" >/dev/null && break
     sleep 0.2
   done
+  if [ -z "$base" ]; then
+    echo "$name: the server did not start" >&2
+    tail -n 20 "$work/$name.log" >&2
+    return 1
+  fi
+  local port=${base##*:}
   local admin server admin_id server_id
   admin=$(grep -o 'sluice_[0-9a-f]\{64\}' "$work/$name.log" | head -n 1)
   local created
@@ -67,6 +75,7 @@ run() { # name, extra serve args...
     grep -o '"id":"tok_[0-9a-f]*","name":"first admin"' | cut -d'"' -f4)
   if [ -z "$admin_id" ] || [ -z "$server_id" ]; then
     echo "$name: cannot find the run's token ids" >&2
+    tail -n 20 "$work/$name.log" >&2
     return 1
   fi
   cat >"$work/$name.toml" <<TOML
